@@ -1,0 +1,53 @@
+"""keysvc-client: field encryption, tokenization and redaction through keysvc.
+
+    from keysvc_client import KeyServiceClient
+    with KeyServiceClient("127.0.0.1:50051", token=TOKEN) as c:
+        cts = c.encrypt("customer-pii", [b"123-45-6789"], context={"field": "ssn"})
+        pts = c.decrypt(cts, context={"field": "ssn"})
+"""
+
+from keysvc_client._client import AdminClient, DataKey, KeyServiceClient, RedactedSpan, Redaction
+from keysvc_client._errors import (
+    AlreadyExistsError,
+    BatchError,
+    DeadlineExceededError,
+    DecryptionError,
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    ItemResult,
+    KeysvcError,
+    KeyVersionDestroyedError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    StreamDecryptionError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnimplementedError,
+)
+
+__all__ = [
+    "AdminClient",
+    "AlreadyExistsError",
+    "BatchError",
+    "DataKey",
+    "DeadlineExceededError",
+    "DecryptionError",
+    "FailedPreconditionError",
+    "InternalError",
+    "InvalidArgumentError",
+    "ItemResult",
+    "KeyServiceClient",
+    "KeyVersionDestroyedError",
+    "KeysvcError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RedactedSpan",
+    "Redaction",
+    "ResourceExhaustedError",
+    "StreamDecryptionError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UnimplementedError",
+]

@@ -1,0 +1,103 @@
+"""Envelope field encryption on top of the keyring: encrypt, decrypt, rewrap, data keys.
+
+Batches return one result per item in input order; an item that fails yields the
+domain error instance in its place, so one bad item never fails the others.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from keysvc.crypto import envelope
+from keysvc.crypto.envelope import Kind
+from keysvc.errors import DecryptionFailed, InvalidArgument, KeysvcError
+from keysvc.keys.keyring import Keyring
+from keysvc.store.models import Purpose
+
+Context = Mapping[str, str] | None
+
+
+@dataclass(frozen=True)
+class Sealed:
+    ciphertext: bytes
+    key_version: int
+
+
+@dataclass(frozen=True)
+class Opened:
+    plaintext: bytes = field(repr=False)
+    key_version: int
+
+
+@dataclass(frozen=True)
+class DataKey:
+    plaintext: bytes = field(repr=False)
+    encrypted: bytes
+    key_version: int
+
+
+class FieldCrypto:
+    """The Crypto service's domain logic."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+
+    def encrypt(self, key: str, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD) -> list[Sealed]:
+        """Encrypt every item under the key's primary version (key-level errors raise)."""
+        out: list[Sealed] = []
+        start = 0
+        for alloc in self._keyring.allocate(key, Purpose.ENCRYPT, len(items)):
+            header = envelope.encode_header(kind, key, alloc.version)
+            chunk = items[start : start + alloc.count]
+            out += [Sealed(ct, alloc.version) for ct in envelope.seal_many(alloc.dek.aead, header, chunk)]
+            start += alloc.count
+        return out
+
+    def decrypt(self, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD) -> list[Opened | KeysvcError]:
+        """Decrypt each item with the key and version its header names."""
+        results: list[Opened | KeysvcError] = []
+        for ciphertext, context in items:
+            try:
+                results.append(self._open(ciphertext, context, kind)[1])
+            except KeysvcError as exc:
+                results.append(exc)
+        return results
+
+    def _open(self, ciphertext: bytes, context: Context, kind: Kind) -> tuple[str, Opened]:
+        header = envelope.parse_header(ciphertext)
+        if header.kind is not kind:
+            raise DecryptionFailed()
+        dek = self._keyring.decrypting(header.key_name, header.key_version, Purpose.ENCRYPT)
+        return header.key_name, Opened(envelope.open_sealed(dek.aead, header, ciphertext, context), header.key_version)
+
+    def rewrap(self, items: Sequence[tuple[bytes, Context]]) -> list[Sealed | KeysvcError]:
+        """Re-encrypt ciphertexts under their key's primary version (already-current ones too)."""
+        results: list[Sealed | KeysvcError | None] = [None] * len(items)
+        pending: dict[str, list[tuple[int, bytes, Context]]] = {}
+        for i, (ciphertext, context) in enumerate(items):
+            try:
+                key, opened = self._open(ciphertext, context, Kind.FIELD)
+                pending.setdefault(key, []).append((i, opened.plaintext, context))
+            except KeysvcError as exc:
+                results[i] = exc
+        for key, batch in pending.items():
+            try:
+                sealed: Sequence[Sealed | KeysvcError] = self.encrypt(key, [(p, c) for _, p, c in batch])
+            except KeysvcError as exc:
+                sealed = [exc] * len(batch)
+            for (i, _, _), result in zip(batch, sealed, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def generate_data_keys(self, key: str, contexts: Sequence[Context], bits: int = 256) -> list[DataKey]:
+        """Fresh data keys, each returned in plaintext and encrypted under the key."""
+        if bits not in (128, 256):
+            raise InvalidArgument("bits must be 128 or 256")
+        plaintexts = [os.urandom(bits // 8) for _ in contexts]
+        sealed = self.encrypt(key, list(zip(plaintexts, contexts, strict=True)), kind=Kind.DATA_KEY)
+        return [DataKey(p, s.ciphertext, s.key_version) for p, s in zip(plaintexts, sealed, strict=True)]
+
+    def decrypt_data_keys(self, items: Sequence[tuple[bytes, Context]]) -> list[Opened | KeysvcError]:
+        return self.decrypt(items, kind=Kind.DATA_KEY)

@@ -1,0 +1,64 @@
+"""Plain records the store persists; the keyring gives them meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Purpose(str, Enum):
+    ENCRYPT = "encrypt"
+    FPE = "fpe"
+    VAULT_TOKEN = "vault-token"
+
+
+class VersionState(str, Enum):
+    PRIMARY = "primary"
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    SCHEDULED_FOR_DESTRUCTION = "scheduled-for-destruction"
+    DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """Rotation and retention settings of one key (0 means "not set")."""
+
+    rotate_every_seconds: int = 0
+    rotate_after_encryptions: int = 0
+    keep_versions: int = 0
+    retain_for_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    version: int
+    state: VersionState
+    created_at: float
+    wrapped_dek: bytes | None = field(repr=False)
+    kek_version: int
+    encryptions: int = 0
+    state_changed_at: float = 0.0
+    state_changed_by: str = ""
+    destroy_after: float | None = None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    name: str
+    purpose: Purpose
+    created_at: float
+    created_by: str
+    policy: KeyPolicy
+    format: str = ""
+    format_options: dict[str, str] = field(default_factory=dict)
+    min_decryption_version: int = 1
+    last_rotated_at: float = 0.0
+    versions: tuple[VersionRecord, ...] = ()
+
+    @property
+    def primary(self) -> VersionRecord:
+        return next(v for v in self.versions if v.state is VersionState.PRIMARY)
+
+    def version(self, number: int) -> VersionRecord | None:
+        return next((v for v in self.versions if v.version == number), None)
