@@ -126,12 +126,19 @@ class ConfigError(ValueError):
     """A setting is unknown or has the wrong type; the message names it."""
 
 
-_VAULT_ENV = {"VAULT_ADDR": "addr", "VAULT_TOKEN": "token", "VAULT_NAMESPACE": "namespace",
-              "VAULT_CACERT": "cacert", "VAULT_CLIENT_CERT": "client_cert", "VAULT_CLIENT_KEY": "client_key"}
+_VAULT_ENV = {
+    "VAULT_ADDR": "addr",
+    "VAULT_TOKEN": "token",
+    "VAULT_NAMESPACE": "namespace",
+    "VAULT_CACERT": "cacert",
+    "VAULT_CLIENT_CERT": "client_cert",
+    "VAULT_CLIENT_KEY": "client_key",
+}
 
 
-def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Build settings from a TOML file, the environment and flag overrides (``"section.key": value``).
 
     Raises:
@@ -152,7 +159,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             layers.setdefault("vault", {})[name] = env[var]
     for var, value in env.items():
         if var.startswith("KEYSVC_") and var.count("_") >= 2:
-            section, _, name = var[len("KEYSVC_"):].lower().partition("_")
+            section, _, name = var[len("KEYSVC_") :].lower().partition("_")
             if section in _SECTIONS:
                 layers.setdefault(section, {})[name] = value
     for dotted, value in (overrides or {}).items():
@@ -192,6 +199,12 @@ def _coerce(section: str, name: str, value: Any, cls: type) -> Any:
 
 
 _SECTIONS: dict[str, type] = {
-    "server": ServerSettings, "tls": TlsSettings, "store": StoreSettings, "kek": KekSettings,
-    "vault": VaultSettings, "access": AccessSettings, "cache": CacheSettings, "crypto": CryptoSettings,
+    "server": ServerSettings,
+    "tls": TlsSettings,
+    "store": StoreSettings,
+    "kek": KekSettings,
+    "vault": VaultSettings,
+    "access": AccessSettings,
+    "cache": CacheSettings,
+    "crypto": CryptoSettings,
 }

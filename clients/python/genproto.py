@@ -26,8 +26,15 @@ def generate(out_dir: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     with tempfile.TemporaryDirectory() as raw:
         include = Path(protoc.__file__).parent / "_proto"
-        args = ["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={raw}", f"--pyi_out={raw}",
-                f"--grpc_python_out={raw}", *protos]
+        args = [
+            "protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{include}",
+            f"--python_out={raw}",
+            f"--pyi_out={raw}",
+            f"--grpc_python_out={raw}",
+            *protos,
+        ]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
         for src in sorted(Path(raw).rglob("*.py*")):

@@ -17,8 +17,12 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--dev", is_flag=True, help="Embedded default: SQLite + local KEK under --data-dir, dev token.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML config file (KEYSVC_<SECTION>_<KEY> env vars override it).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML config file (KEYSVC_<SECTION>_<KEY> env vars override it).",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default ./.keysvc).")
 @click.option("--listen", help="gRPC address HOST:PORT (default 127.0.0.1:50051; port 0 picks one).")
 @click.option("--store-url", help="sqlite:///PATH or postgresql://...")
@@ -29,9 +33,20 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), help="Processes sharing the port.")
 @click.option("--reflection/--no-reflection", default=None, help="gRPC server reflection (off by default).")
 @click.option("--log-level", default="INFO", show_default=True)
-def serve(dev: bool, config_path: Path | None, data_dir: str | None, listen: str | None, store_url: str | None,
-          kek_provider: str | None, vault_mount: str | None, vault_key: str | None, metrics_listen: str | None,
-          workers: int | None, reflection: bool | None, log_level: str) -> None:
+def serve(
+    dev: bool,
+    config_path: Path | None,
+    data_dir: str | None,
+    listen: str | None,
+    store_url: str | None,
+    kek_provider: str | None,
+    vault_mount: str | None,
+    vault_key: str | None,
+    metrics_listen: str | None,
+    workers: int | None,
+    reflection: bool | None,
+    log_level: str,
+) -> None:
     """Run the service.
 
     \b
@@ -46,15 +61,34 @@ def serve(dev: bool, config_path: Path | None, data_dir: str | None, listen: str
         raise click.UsageError("pass --dev for the embedded default or --config FILE")
     logs.configure(log_level)
     try:
-        settings = load_settings(config_path, overrides={
-            "dev": dev or None, "data_dir": data_dir, "server.listen": listen, "store.url": store_url,
-            "kek.provider": kek_provider, "vault.mount": vault_mount, "vault.key": vault_key,
-            "server.metrics_listen": metrics_listen, "server.workers": workers, "server.reflection": reflection,
-        })
-        app.serve(settings, announce=lambda line: click.echo(line) or sys.stdout.flush())
+        settings = load_settings(
+            config_path,
+            overrides={
+                "dev": dev or None,
+                "data_dir": data_dir,
+                "server.listen": listen,
+                "store.url": store_url,
+                "kek.provider": kek_provider,
+                "vault.mount": vault_mount,
+                "vault.key": vault_key,
+                "server.metrics_listen": metrics_listen,
+                "server.workers": workers,
+                "server.reflection": reflection,
+            },
+        )
+        app.serve(settings, announce=_announce)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+def _announce(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,8 @@ def encode_context(context: Mapping[str, str] | None) -> bytes:
     """Return the canonical bytes of ``context`` (``EMPTY`` for None or {})."""
     if not context:
         return EMPTY
-    pairs = sorted((k.encode(), v.encode()) for k, v in context.items())
+    # Iterating keys and indexing is much faster than .items() on protobuf maps.
+    pairs = sorted((k.encode(), context[k].encode()) for k in context)
     parts = [_U32.pack(len(pairs))]
     for key, value in pairs:
         parts += [_U32.pack(len(key)), key, _U32.pack(len(value)), value]

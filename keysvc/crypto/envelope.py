@@ -77,28 +77,44 @@ def parse_header(ciphertext: bytes) -> Header:
     return Header(Kind(ciphertext[1]), name, version, ciphertext[:end])
 
 
-def seal(aead: AESGCM, header: bytes, plaintext: bytes, context: Mapping[str, str] | None,
-         nonce: bytes | None = None) -> bytes:
+def seal(
+    aead: AESGCM,
+    header: bytes,
+    plaintext: bytes,
+    context: Mapping[str, str] | None,
+    nonce: bytes | None = None,
+) -> bytes:
     """Encrypt one value. ``nonce`` is a seam for test vectors; leave it None."""
     nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
     return header + nonce + aead.encrypt(nonce, plaintext, header + encode_context(context))
 
 
-def seal_many(aead: AESGCM, header: bytes, items: Sequence[tuple[bytes, Mapping[str, str] | None]]) -> list[bytes]:
-    """Encrypt many values under one key version with one call for all their nonces."""
+def seal_many(
+    aead: AESGCM, header: bytes, items: Sequence[tuple[bytes, Mapping[str, str] | None]]
+) -> list[bytes]:
+    """Encrypt many values under one key version: one call for all nonces, and each
+    distinct context *object* encoded once (pass the same mapping to share it)."""
     nonces = os.urandom(NONCE_SIZE * len(items))
+    aads: dict[int, bytes] = {}
     out = []
     for i, (plaintext, context) in enumerate(items):
+        aad = aads.get(id(context))
+        if aad is None:
+            aad = aads[id(context)] = header + encode_context(context)
         nonce = nonces[i * NONCE_SIZE : (i + 1) * NONCE_SIZE]
-        out.append(header + nonce + aead.encrypt(nonce, plaintext, header + encode_context(context)))
+        out.append(header + nonce + aead.encrypt(nonce, plaintext, aad))
     return out
 
 
-def open_sealed(aead: AESGCM, header: Header, ciphertext: bytes, context: Mapping[str, str] | None) -> bytes:
-    """Decrypt a ciphertext whose header was parsed by :func:`parse_header`."""
+def open_sealed(aead: AESGCM, header: Header, ciphertext: bytes, encoded_context: bytes) -> bytes:
+    """Decrypt a ciphertext whose header was parsed by :func:`parse_header`.
+
+    ``encoded_context`` is ``encode_context(context)`` (callers decrypting many items
+    under one context encode it once).
+    """
     start = len(header.raw)
     nonce = ciphertext[start : start + NONCE_SIZE]
     try:
-        return aead.decrypt(nonce, ciphertext[start + NONCE_SIZE :], header.raw + encode_context(context))
+        return aead.decrypt(nonce, ciphertext[start + NONCE_SIZE :], header.raw + encoded_context)
     except InvalidTag:
         raise DecryptionFailed() from None

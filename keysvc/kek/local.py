@@ -37,7 +37,9 @@ class LocalKekProvider:
         self._lock = threading.Lock()
         if not path.exists():
             self._write({1: AESGCM.generate_key(256)}, 1)
-            log.warning("generated a local KEK file; it is for single-node use only, use Vault Transit in production")
+            log.warning(
+                "generated a local KEK file; it is for single-node use only, use Vault Transit in production"
+            )
         self._keys, self._current = self._read()
         self._aeads = {v: AESGCM(k) for v, k in self._keys.items()}
 
@@ -48,8 +50,11 @@ class LocalKekProvider:
         return {int(v): base64.b64decode(k) for v, k in doc["versions"].items()}, int(doc["current"])
 
     def _write(self, keys: dict[int, bytes], current: int) -> None:
-        doc = {"format": _FORMAT, "current": current,
-               "versions": {str(v): base64.b64encode(k).decode() for v, k in keys.items()}}
+        doc = {
+            "format": _FORMAT,
+            "current": current,
+            "versions": {str(v): base64.b64encode(k).decode() for v, k in keys.items()},
+        }
         tmp = self._path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -92,7 +97,12 @@ class LocalKekProvider:
 
     def kek_version(self, wrapped: bytes) -> int:
         parts = wrapped.split(b":", 2)
-        if len(parts) != 3 or parts[0] != b"local" or not parts[1].startswith(b"v") or not parts[1][1:].isdigit():
+        if (
+            len(parts) != 3
+            or parts[0] != b"local"
+            or not parts[1].startswith(b"v")
+            or not parts[1][1:].isdigit()
+        ):
             raise DecryptionFailed()
         return int(parts[1][1:])
 

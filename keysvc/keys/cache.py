@@ -26,8 +26,12 @@ class DekCache:
     first), and when a version changes state (:meth:`evict_key`).
     """
 
-    def __init__(self, max_entries: int = 10_000, ttl_seconds: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._max = max_entries

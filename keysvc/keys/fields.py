@@ -1,7 +1,8 @@
 """Envelope field encryption on top of the keyring: encrypt, decrypt, rewrap, data keys.
 
 Batches return one result per item in input order; an item that fails yields the
-domain error instance in its place, so one bad item never fails the others.
+domain error instance in its place, so one bad item never fails the others. Items
+that share one context *object* have it encoded once.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from keysvc.crypto import envelope
+from keysvc.crypto.context import encode_context
 from keysvc.crypto.envelope import Kind
 from keysvc.errors import DecryptionFailed, InvalidArgument, KeysvcError
 from keysvc.keys.keyring import Keyring
@@ -19,16 +22,17 @@ from keysvc.store.models import Purpose
 Context = Mapping[str, str] | None
 
 
-@dataclass(frozen=True)
-class Sealed:
+class Sealed(NamedTuple):
     ciphertext: bytes
     key_version: int
 
 
-@dataclass(frozen=True)
-class Opened:
-    plaintext: bytes = field(repr=False)
+class Opened(NamedTuple):
+    plaintext: bytes
     key_version: int
+
+    def __repr__(self) -> str:
+        return f"Opened(<{len(self.plaintext)} bytes>, key_version={self.key_version})"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class FieldCrypto:
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
 
-    def encrypt(self, key: str, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD) -> list[Sealed]:
+    def encrypt(
+        self, key: str, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD
+    ) -> list[Sealed]:
         """Encrypt every item under the key's primary version (key-level errors raise)."""
         out: list[Sealed] = []
         start = 0
@@ -55,22 +61,29 @@ class FieldCrypto:
             start += alloc.count
         return out
 
-    def decrypt(self, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD) -> list[Opened | KeysvcError]:
+    def decrypt(
+        self, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD
+    ) -> list[Opened | KeysvcError]:
         """Decrypt each item with the key and version its header names."""
         results: list[Opened | KeysvcError] = []
+        encoded: dict[int, bytes] = {}
         for ciphertext, context in items:
+            aad = encoded.get(id(context))
+            if aad is None:
+                aad = encoded[id(context)] = encode_context(context)
             try:
-                results.append(self._open(ciphertext, context, kind)[1])
+                results.append(self._open(ciphertext, aad, kind)[1])
             except KeysvcError as exc:
                 results.append(exc)
         return results
 
-    def _open(self, ciphertext: bytes, context: Context, kind: Kind) -> tuple[str, Opened]:
+    def _open(self, ciphertext: bytes, encoded_context: bytes, kind: Kind) -> tuple[str, Opened]:
         header = envelope.parse_header(ciphertext)
         if header.kind is not kind:
             raise DecryptionFailed()
         dek = self._keyring.decrypting(header.key_name, header.key_version, Purpose.ENCRYPT)
-        return header.key_name, Opened(envelope.open_sealed(dek.aead, header, ciphertext, context), header.key_version)
+        plaintext = envelope.open_sealed(dek.aead, header, ciphertext, encoded_context)
+        return header.key_name, Opened(plaintext, header.key_version)
 
     def rewrap(self, items: Sequence[tuple[bytes, Context]]) -> list[Sealed | KeysvcError]:
         """Re-encrypt ciphertexts under their key's primary version (already-current ones too)."""
@@ -78,7 +91,7 @@ class FieldCrypto:
         pending: dict[str, list[tuple[int, bytes, Context]]] = {}
         for i, (ciphertext, context) in enumerate(items):
             try:
-                key, opened = self._open(ciphertext, context, Kind.FIELD)
+                key, opened = self._open(ciphertext, encode_context(context), Kind.FIELD)
                 pending.setdefault(key, []).append((i, opened.plaintext, context))
             except KeysvcError as exc:
                 results[i] = exc

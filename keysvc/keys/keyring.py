@@ -66,8 +66,14 @@ def validate_key_name(name: str) -> None:
 class Keyring:
     """Creates, rotates and resolves keys; the only code that unwraps DEKs."""
 
-    def __init__(self, store: Store, kek: KekProvider, cache: DekCache,
-                 settings: KeyringSettings | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        kek: KekProvider,
+        cache: DekCache,
+        settings: KeyringSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._kek = kek
         self._cache = cache
@@ -96,7 +102,7 @@ class Keyring:
         self._records[name] = (now + self._settings.metadata_ttl_seconds, record)
         return record
 
-    def list(self) -> list[KeyRecord]:
+    def all(self) -> list[KeyRecord]:
         return self._store.list_keys()
 
     def _forget(self, name: str) -> None:
@@ -105,13 +111,28 @@ class Keyring:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def create(self, name: str, purpose: Purpose, actor: str, policy: KeyPolicy | None = None,
-               format: str = "", format_options: Mapping[str, str] | None = None) -> KeyRecord:
+    def create(
+        self,
+        name: str,
+        purpose: Purpose,
+        actor: str,
+        policy: KeyPolicy | None = None,
+        format: str = "",
+        format_options: Mapping[str, str] | None = None,
+    ) -> KeyRecord:
         """Create a key with a first, primary version."""
         validate_key_name(name)
         now = self._clock()
-        record = KeyRecord(name=name, purpose=purpose, created_at=now, created_by=actor, policy=policy or KeyPolicy(),
-                           format=format, format_options=dict(format_options or {}), last_rotated_at=now)
+        record = KeyRecord(
+            name=name,
+            purpose=purpose,
+            created_at=now,
+            created_by=actor,
+            policy=policy or KeyPolicy(),
+            format=format,
+            format_options=dict(format_options or {}),
+            last_rotated_at=now,
+        )
         self._store.create_key(record, self._new_version(record, 1, actor, now))
         return self.get(name, fresh=True)
 
@@ -143,9 +164,15 @@ class Keyring:
         dek = os.urandom(32)
         wrapped = self._kek.wrap(dek, dek_binding(record.name, number, record.purpose.value))
         self._cache.put(record.name, number, dek)
-        return VersionRecord(version=number, state=VersionState.PRIMARY, created_at=now, wrapped_dek=wrapped,
-                             kek_version=self._kek.kek_version(wrapped), state_changed_at=now,
-                             state_changed_by=actor)
+        return VersionRecord(
+            version=number,
+            state=VersionState.PRIMARY,
+            created_at=now,
+            wrapped_dek=wrapped,
+            kek_version=self._kek.kek_version(wrapped),
+            state_changed_at=now,
+            state_changed_by=actor,
+        )
 
     # -- data keys ------------------------------------------------------------------------------
 
@@ -174,11 +201,9 @@ class Keyring:
             slot = (name, version)
             have = self._allowance.get(slot, 0)
             if have == 0:
-                block = max(min(self._settings.reservation_block, self._settings.nonce_limit), needed)
-                for size in (block, needed):
-                    if self._store.reserve_encryptions(name, version, size, self._settings.nonce_limit):
-                        have = size
-                        break
+                have = self._store.reserve_encryptions(
+                    name, version, max(self._settings.reservation_block, needed), self._settings.nonce_limit
+                )
             granted = min(have, needed)
             self._allowance[slot] = have - granted
             return granted
@@ -186,8 +211,9 @@ class Keyring:
     def _rotate_exhausted(self, name: str, version: int) -> None:
         record = self.get(name, fresh=True)
         if record.primary.version == version:
-            log.warning("key version reached its encryption limit; rotating",
-                        extra={"key": name, "version": version})
+            log.warning(
+                "key version reached its encryption limit; rotating", extra={"key": name, "version": version}
+            )
             self.rotate(name, actor="keysvc:nonce-limit")
 
     def decrypting(self, name: str, version: int, purpose: Purpose) -> CachedDek:
@@ -219,12 +245,17 @@ class Keyring:
 
     def warm_up(self) -> int:
         """Unwrap every decryptable DEK in one batched KEK call; returns how many."""
-        wanted = [(record, v) for record in self._store.list_keys() for v in record.versions
-                  if v.state in (VersionState.PRIMARY, VersionState.ACTIVE) and v.wrapped_dek is not None]
+        wanted = [
+            (record, v)
+            for record in self._store.list_keys()
+            for v in record.versions
+            if v.state in (VersionState.PRIMARY, VersionState.ACTIVE) and v.wrapped_dek is not None
+        ]
         if not wanted:
             return 0
         deks = self._kek.unwrap_many(
-            [(v.wrapped_dek or b"", dek_binding(r.name, v.version, r.purpose.value)) for r, v in wanted])
+            [(v.wrapped_dek or b"", dek_binding(r.name, v.version, r.purpose.value)) for r, v in wanted]
+        )
         for (record, version), dek in zip(wanted, deks, strict=True):
             self._cache.put(record.name, version.version, dek)
         return len(deks)
@@ -240,4 +271,3 @@ def check_decryptable(record: KeyRecord, version: VersionRecord) -> None:
         raise FailedPrecondition("key version scheduled for destruction")
     if version.version < record.min_decryption_version:
         raise FailedPrecondition("key version is below the key's minimum decryption version")
-

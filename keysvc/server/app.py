@@ -17,6 +17,14 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from keysvc_client._pb.keysvc.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    crypto_pb2,
+    crypto_pb2_grpc,
+    tokenization_pb2,
+    tokenization_pb2_grpc,
+)
 
 from keysvc.access.identity import TokenAuthenticator, TokenEntry, hash_token, new_token
 from keysvc.config import ConfigError, Settings
@@ -30,8 +38,6 @@ from keysvc.server.servicers.admin import AdminServicer
 from keysvc.server.servicers.crypto import CryptoServicer
 from keysvc.store.base import Store
 from keysvc.store.sqlite import SqliteStore
-from keysvc_client._pb.keysvc.v1 import admin_pb2, admin_pb2_grpc, crypto_pb2, crypto_pb2_grpc
-from keysvc_client._pb.keysvc.v1 import tokenization_pb2, tokenization_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,7 @@ class Service:
 
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
+        path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(path)
     raise ConfigError("store.url must be sqlite:///PATH")
@@ -99,8 +105,14 @@ def build_service(settings: Settings) -> Service:
     store = open_store(settings.store_url)
     kek = open_kek(settings)
     cache = DekCache(settings.cache.dek_max_entries, settings.cache.dek_ttl_seconds)
-    keyring = Keyring(store, kek, cache, KeyringSettings(nonce_limit=settings.crypto.nonce_limit,
-                                                         reservation_block=settings.crypto.reservation_block))
+    keyring = Keyring(
+        store,
+        kek,
+        cache,
+        KeyringSettings(
+            nonce_limit=settings.crypto.nonce_limit, reservation_block=settings.crypto.reservation_block
+        ),
+    )
     return Service(settings, store, kek, keyring, load_authenticator(settings))
 
 
@@ -111,8 +123,9 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     chain = Path(tls.cert_file).read_bytes()
     key = Path(tls.key_file).read_bytes()
     ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
-    return grpc.ssl_server_credentials([(key, chain)], root_certificates=ca,
-                                       require_client_auth=bool(ca) and tls.require_client_auth)
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=ca, require_client_auth=bool(ca) and tls.require_client_auth
+    )
 
 
 @dataclass
@@ -129,21 +142,29 @@ class RunningServer:
 def create_server(service: Service, listen: str | None = None) -> RunningServer:
     """Build and start the gRPC server for ``service``; ``listen`` overrides the configured address."""
     settings = service.settings.server
-    options = [("grpc.max_receive_message_length", settings.max_message_bytes),
-               ("grpc.max_send_message_length", settings.max_message_bytes),
-               ("grpc.so_reuseport", 1 if settings.workers > 1 else 0)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.threads),
-                         interceptors=[CallPipeline(service.authenticator, settings.max_call_seconds)],
-                         options=options)
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.threads),
+        interceptors=[CallPipeline(service.authenticator, settings.max_call_seconds)],
+        options=options,
+    )
     crypto_pb2_grpc.add_CryptoServicer_to_server(CryptoServicer(FieldCrypto(service.keyring)), server)
-    tokenization_pb2_grpc.add_TokenizationServicer_to_server(tokenization_pb2_grpc.TokenizationServicer(), server)
+    tokenization_pb2_grpc.add_TokenizationServicer_to_server(
+        tokenization_pb2_grpc.TokenizationServicer(), server
+    )
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(service.keyring), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if settings.reflection:
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
     address = listen or settings.listen
     credentials = _server_credentials(service.settings)
     if credentials is None:

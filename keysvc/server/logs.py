@@ -12,16 +12,37 @@ import sys
 import time
 import traceback
 
-ALLOWED_FIELDS = frozenset({
-    "key", "version", "versions", "error_id", "method", "error_type", "frames", "deks", "principal", "code",
-    "latency_ms", "request_id", "items", "provider", "kek_version", "count", "peer", "path", "worker", "pid",
-})
+ALLOWED_FIELDS = frozenset(
+    {
+        "key",
+        "version",
+        "versions",
+        "error_id",
+        "method",
+        "error_type",
+        "frames",
+        "deks",
+        "principal",
+        "code",
+        "latency_ms",
+        "request_id",
+        "items",
+        "provider",
+        "kek_version",
+        "count",
+        "peer",
+        "path",
+        "worker",
+        "pid",
+    }
+)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.msg if isinstance(record.msg, str) else type(record.msg).__name__,
@@ -31,7 +52,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             line["error_type"] = type(exc).__name__
-            line["frames"] = [f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+            line["frames"] = [
+                f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+            ]
         return json.dumps(line, default=str)
 
 

@@ -35,16 +35,19 @@ def principal() -> Principal:
     return current_principal.get()
 
 
-class CallPipeline(grpc.ServerInterceptor):  # type: ignore[misc]
+class CallPipeline(grpc.ServerInterceptor):
     """Wraps unary handlers with error translation, deadline bounding and authentication."""
 
     def __init__(self, authenticator: TokenAuthenticator, max_call_seconds: float = 30.0) -> None:
         self._authenticator = authenticator
         self._max_call_seconds = max_call_seconds
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method: str = details.method
         cached = self._wrapped.get(method)
         if cached is not None:
@@ -72,13 +75,27 @@ class CallPipeline(grpc.ServerInterceptor):  # type: ignore[misc]
             except errors.KeysvcError as exc:
                 code, message, reason = status.code_for(exc), exc.message, exc.reason
             except NotImplementedError:
-                code, message, reason = grpc.StatusCode.UNIMPLEMENTED, "method not implemented", "UNIMPLEMENTED"
-            except Exception as exc:  # noqa: BLE001 - the catch-all that keeps exception text from callers
+                code, message, reason = (
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "method not implemented",
+                    "UNIMPLEMENTED",
+                )
+            except Exception as exc:
                 error_id = uuid.uuid4().hex[:12]
-                log.error("unexpected error", extra={"error_id": error_id, "method": method,
-                                                     "error_type": type(exc).__name__,
-                                                     "frames": _frames(exc)})
-                code, message, reason = grpc.StatusCode.INTERNAL, f"internal error (id {error_id})", "INTERNAL"
+                log.error(
+                    "unexpected error",
+                    extra={
+                        "error_id": error_id,
+                        "method": method,
+                        "error_type": type(exc).__name__,
+                        "frames": _frames(exc),
+                    },
+                )
+                code, message, reason = (
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error (id {error_id})",
+                    "INTERNAL",
+                )
             context.set_trailing_metadata(((status.REASON_METADATA_KEY, reason),))
             context.abort(code, message)
 

@@ -41,8 +41,8 @@ class Store(Protocol):
         """Replace a key's policy and decryption floor; NotFound if absent."""
         ...
 
-    def reserve_encryptions(self, name: str, version: int, count: int, limit: int) -> bool:
-        """Add ``count`` to the version's encryption counter if it stays <= limit; True if done."""
+    def reserve_encryptions(self, name: str, version: int, count: int, limit: int) -> int:
+        """Atomically add up to ``count`` to the version's counter, never past ``limit``; return how many."""
         ...
 
     def wrapped_deks(self) -> list[tuple[str, int, str, bytes]]:
@@ -53,5 +53,4 @@ class Store(Protocol):
         """Swap (name, version, old wrapped, new wrapped, kek version) where old still matches."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Purpose(str, Enum):
+class Purpose(StrEnum):
     ENCRYPT = "encrypt"
     FPE = "fpe"
-    VAULT_TOKEN = "vault-token"
+    VAULT_TOKEN = "vault-token"  # noqa: S105 - a purpose name, not a secret
 
 
-class VersionState(str, Enum):
+class VersionState(StrEnum):
     PRIMARY = "primary"
     ACTIVE = "active"
     DISABLED = "disabled"

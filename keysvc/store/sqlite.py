@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from keysvc.errors import AlreadyExists, NotFound
 from keysvc.store.models import KeyPolicy, KeyRecord, Purpose, VersionRecord, VersionState
@@ -41,8 +42,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_VERSION_COLUMNS = ("version, state, created_at, wrapped_dek, kek_version, encryptions, state_changed_at, "
-                    "state_changed_by, destroy_after")
+_VERSION_COLUMNS = (
+    "version, state, created_at, wrapped_dek, kek_version, encryptions, state_changed_at, "
+    "state_changed_by, destroy_after"
+)
 
 
 class SqliteStore:
@@ -89,8 +92,17 @@ class SqliteStore:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key.name, key.purpose.value, key.created_at, key.created_by, _policy_json(key.policy),
-                     key.format, json.dumps(key.format_options), key.min_decryption_version, key.last_rotated_at),
+                    (
+                        key.name,
+                        key.purpose.value,
+                        key.created_at,
+                        key.created_by,
+                        _policy_json(key.policy),
+                        key.format,
+                        json.dumps(key.format_options),
+                        key.min_decryption_version,
+                        key.last_rotated_at,
+                    ),
                 )
                 self._insert_version(db, key.name, first)
         except sqlite3.IntegrityError:
@@ -99,9 +111,20 @@ class SqliteStore:
     @staticmethod
     def _insert_version(db: sqlite3.Connection, name: str, v: VersionRecord) -> None:
         db.execute(
-            f"INSERT INTO key_versions (key_name, {_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, v.version, v.state.value, v.created_at, v.wrapped_dek, v.kek_version, v.encryptions,
-             v.state_changed_at, v.state_changed_by, v.destroy_after),
+            f"INSERT INTO key_versions (key_name, {_VERSION_COLUMNS}) "  # noqa: S608 - constant column list
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                v.version,
+                v.state.value,
+                v.created_at,
+                v.wrapped_dek,
+                v.kek_version,
+                v.encryptions,
+                v.state_changed_at,
+                v.state_changed_by,
+                v.destroy_after,
+            ),
         )
 
     def get_key(self, name: str) -> KeyRecord | None:
@@ -115,20 +138,34 @@ class SqliteStore:
         with self._lock:
             return [self._key(row) for row in self._db.execute("SELECT * FROM keys ORDER BY name").fetchall()]
 
-    def _key(self, row: tuple[object, ...]) -> KeyRecord:
+    def _key(self, row: Any) -> KeyRecord:
         name = str(row[0])
         versions = self._db.execute(
-            f"SELECT {_VERSION_COLUMNS} FROM key_versions WHERE key_name = ? ORDER BY version", (name,)
+            f"SELECT {_VERSION_COLUMNS} FROM key_versions WHERE key_name = ? ORDER BY version",  # noqa: S608
+            (name,),
         ).fetchall()
         return KeyRecord(
-            name=name, purpose=Purpose(row[1]), created_at=float(row[2]), created_by=str(row[3]),  # type: ignore[arg-type]
-            policy=KeyPolicy(**json.loads(str(row[4]))), format=str(row[5]),
-            format_options=json.loads(str(row[6])), min_decryption_version=int(row[7]),  # type: ignore[call-overload]
-            last_rotated_at=float(row[8]),  # type: ignore[arg-type]
+            name=name,
+            purpose=Purpose(row[1]),
+            created_at=float(row[2]),
+            created_by=str(row[3]),
+            policy=KeyPolicy(**json.loads(str(row[4]))),
+            format=str(row[5]),
+            format_options=json.loads(str(row[6])),
+            min_decryption_version=int(row[7]),
+            last_rotated_at=float(row[8]),
             versions=tuple(
-                VersionRecord(version=v[0], state=VersionState(v[1]), created_at=v[2], wrapped_dek=v[3],
-                              kek_version=v[4], encryptions=v[5], state_changed_at=v[6], state_changed_by=v[7],
-                              destroy_after=v[8])
+                VersionRecord(
+                    version=v[0],
+                    state=VersionState(v[1]),
+                    created_at=v[2],
+                    wrapped_dek=v[3],
+                    kek_version=v[4],
+                    encryptions=v[5],
+                    state_changed_at=v[6],
+                    state_changed_by=v[7],
+                    destroy_after=v[8],
+                )
                 for v in versions
             ),
         )
@@ -139,8 +176,13 @@ class SqliteStore:
                 changed = db.execute(
                     "UPDATE key_versions SET state = ?, state_changed_at = ?, state_changed_by = ? "
                     "WHERE key_name = ? AND state = ?",
-                    (VersionState.ACTIVE.value, rotated_at, version.state_changed_by, name,
-                     VersionState.PRIMARY.value),
+                    (
+                        VersionState.ACTIVE.value,
+                        rotated_at,
+                        version.state_changed_by,
+                        name,
+                        VersionState.PRIMARY.value,
+                    ),
                 ).rowcount
                 if changed == 0:
                     raise NotFound("key not found")
@@ -158,20 +200,28 @@ class SqliteStore:
             if changed == 0:
                 raise NotFound("key not found")
 
-    def reserve_encryptions(self, name: str, version: int, count: int, limit: int) -> bool:
+    def reserve_encryptions(self, name: str, version: int, count: int, limit: int) -> int:
         with self._tx() as db:
-            changed = db.execute(
-                "UPDATE key_versions SET encryptions = encryptions + ? "
-                "WHERE key_name = ? AND version = ? AND encryptions + ? <= ?",
-                (count, name, version, count, limit),
-            ).rowcount
-            return bool(changed)
+            row = db.execute(
+                "SELECT encryptions FROM key_versions WHERE key_name = ? AND version = ?", (name, version)
+            ).fetchone()
+            if row is None:
+                raise NotFound("key version not found")
+            granted = max(0, min(count, limit - int(row[0])))
+            if granted:
+                db.execute(
+                    "UPDATE key_versions SET encryptions = encryptions + ? "
+                    "WHERE key_name = ? AND version = ?",
+                    (granted, name, version),
+                )
+            return granted
 
     def wrapped_deks(self) -> list[tuple[str, int, str, bytes]]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT v.key_name, v.version, k.purpose, v.wrapped_dek FROM key_versions v "
-                "JOIN keys k ON k.name = v.key_name WHERE v.wrapped_dek IS NOT NULL ORDER BY v.key_name, v.version"
+                "JOIN keys k ON k.name = v.key_name WHERE v.wrapped_dek IS NOT NULL "
+                "ORDER BY v.key_name, v.version"
             ).fetchall()
             return [(str(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 

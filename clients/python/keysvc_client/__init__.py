@@ -1,9 +1,9 @@
 """keysvc-client: field encryption, tokenization and redaction through keysvc.
 
-    from keysvc_client import KeyServiceClient
-    with KeyServiceClient("127.0.0.1:50051", token=TOKEN) as c:
-        cts = c.encrypt("customer-pii", [b"123-45-6789"], context={"field": "ssn"})
-        pts = c.decrypt(cts, context={"field": "ssn"})
+from keysvc_client import KeyServiceClient
+with KeyServiceClient("127.0.0.1:50051", token=TOKEN) as c:
+    cts = c.encrypt("customer-pii", [b"123-45-6789"], context={"field": "ssn"})
+    pts = c.decrypt(cts, context={"field": "ssn"})
 """
 
 from keysvc_client._client import AdminClient, DataKey, KeyServiceClient, RedactedSpan, Redaction

@@ -11,8 +11,15 @@ from typing import Any, TypeVar
 import grpc
 
 from keysvc_client._errors import BatchError, ItemResult, KeysvcError, error_for, from_rpc_error
-from keysvc_client._pb.keysvc.v1 import admin_pb2, admin_pb2_grpc, common_pb2, crypto_pb2, crypto_pb2_grpc
-from keysvc_client._pb.keysvc.v1 import tokenization_pb2, tokenization_pb2_grpc
+from keysvc_client._pb.keysvc.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    crypto_pb2,
+    crypto_pb2_grpc,
+    tokenization_pb2,
+    tokenization_pb2_grpc,
+)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
@@ -24,11 +31,22 @@ _IDEMPOTENT = {
     "keysvc.v1.Tokenization": ("Detokenize", "Redact"),
     "keysvc.v1.Admin": ("GetKey", "ListKeys", "GetStatus", "GetKekStatus", "PlanRetention"),
 }
-_SERVICE_CONFIG = json.dumps({"methodConfig": [{
-    "name": [{"service": s, "method": m} for s, methods in _IDEMPOTENT.items() for m in methods],
-    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"]},
-}]})
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": s, "method": m} for s, methods in _IDEMPOTENT.items() for m in methods],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
 _CHANNEL_OPTIONS = (
     ("grpc.service_config", _SERVICE_CONFIG),
     ("grpc.enable_retries", 1),
@@ -87,10 +105,18 @@ class KeyServiceClient:
         metadata: extra metadata sent on every call (e.g. a one-time code for admin calls).
     """
 
-    def __init__(self, target: str, token: str | None = None, *, root_certificates: bytes | None = None,
-                 private_key: bytes | None = None, certificate_chain: bytes | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, options: Sequence[tuple[str, Any]] = (),
-                 metadata: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        *,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        options: Sequence[tuple[str, Any]] = (),
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
         opts = [*_CHANNEL_OPTIONS, *options]
         if root_certificates or certificate_chain:
             creds = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
@@ -108,11 +134,17 @@ class KeyServiceClient:
         """Connect using KEYSVC_ADDR, KEYSVC_TOKEN (or KEYSVC_TOKEN_FILE), KEYSVC_CACERT,
         KEYSVC_CLIENT_CERT and KEYSVC_CLIENT_KEY."""
         env = os.environ if env is None else env
-        token = env.get("KEYSVC_TOKEN") or (_read(env.get("KEYSVC_TOKEN_FILE")) or b"").decode().strip() or None
-        return cls(env.get("KEYSVC_ADDR", "127.0.0.1:50051"), token,
-                   root_certificates=_read(env.get("KEYSVC_CACERT")),
-                   certificate_chain=_read(env.get("KEYSVC_CLIENT_CERT")),
-                   private_key=_read(env.get("KEYSVC_CLIENT_KEY")), **kwargs)
+        token = (
+            env.get("KEYSVC_TOKEN") or (_read(env.get("KEYSVC_TOKEN_FILE")) or b"").decode().strip() or None
+        )
+        return cls(
+            env.get("KEYSVC_ADDR", "127.0.0.1:50051"),
+            token,
+            root_certificates=_read(env.get("KEYSVC_CACERT")),
+            certificate_chain=_read(env.get("KEYSVC_CLIENT_CERT")),
+            private_key=_read(env.get("KEYSVC_CLIENT_KEY")),
+            **kwargs,
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -131,75 +163,133 @@ class KeyServiceClient:
 
     # -- Crypto ---------------------------------------------------------------------------------
 
-    def encrypt(self, key: str, plaintexts: Sequence[bytes], *, context: Context = None,
-                contexts: Sequence[Context] | None = None, timeout: float | None = None) -> list[bytes]:
-        """Encrypt each plaintext under ``key``; ``context`` (or one per item in ``contexts``) is bound as AAD."""
-        ctxs = _contexts(len(plaintexts), context, contexts)
-        request = crypto_pb2.EncryptRequest(key=key, items=[
-            crypto_pb2.EncryptItem(plaintext=p, context=c) for p, c in zip(plaintexts, ctxs, strict=True)])
+    def encrypt(
+        self,
+        key: str,
+        plaintexts: Sequence[bytes],
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+        timeout: float | None = None,
+    ) -> list[bytes]:
+        """Encrypt each plaintext under ``key``, binding ``context`` (or one per item: ``contexts``) as AAD."""
+        request = crypto_pb2.EncryptRequest(
+            key=key,
+            context=context or {},
+            items=[
+                crypto_pb2.EncryptItem(plaintext=p, context=c)
+                for p, c in _with_contexts(plaintexts, context, contexts)
+            ],
+        )
         response = self._invoke(self._crypto.Encrypt, request, timeout)
-        return _values(response.results, lambda r: r.ciphertext)
+        return _values(response.results, _ciphertext)
 
-    def decrypt(self, ciphertexts: Sequence[bytes], *, context: Context = None,
-                contexts: Sequence[Context] | None = None, timeout: float | None = None) -> list[bytes]:
+    def decrypt(
+        self,
+        ciphertexts: Sequence[bytes],
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+        timeout: float | None = None,
+    ) -> list[bytes]:
         """Decrypt ciphertexts (each names its key and version) with the context used to encrypt."""
-        ctxs = _contexts(len(ciphertexts), context, contexts)
-        request = crypto_pb2.DecryptRequest(items=[
-            crypto_pb2.DecryptItem(ciphertext=c, context=x) for c, x in zip(ciphertexts, ctxs, strict=True)])
+        request = crypto_pb2.DecryptRequest(
+            context=context or {},
+            items=[
+                crypto_pb2.DecryptItem(ciphertext=c, context=x)
+                for c, x in _with_contexts(ciphertexts, context, contexts)
+            ],
+        )
         response = self._invoke(self._crypto.Decrypt, request, timeout)
-        return _values(response.results, lambda r: r.plaintext)
+        return _values(response.results, _plaintext)
 
-    def rewrap(self, ciphertexts: Sequence[bytes], *, context: Context = None,
-               contexts: Sequence[Context] | None = None, timeout: float | None = None) -> list[bytes]:
+    def rewrap(
+        self,
+        ciphertexts: Sequence[bytes],
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+        timeout: float | None = None,
+    ) -> list[bytes]:
         """Re-encrypt ciphertexts under their key's current primary version."""
-        ctxs = _contexts(len(ciphertexts), context, contexts)
-        request = crypto_pb2.RewrapRequest(items=[
-            crypto_pb2.RewrapItem(ciphertext=c, context=x) for c, x in zip(ciphertexts, ctxs, strict=True)])
+        request = crypto_pb2.RewrapRequest(
+            context=context or {},
+            items=[
+                crypto_pb2.RewrapItem(ciphertext=c, context=x)
+                for c, x in _with_contexts(ciphertexts, context, contexts)
+            ],
+        )
         response = self._invoke(self._crypto.Rewrap, request, timeout)
-        return _values(response.results, lambda r: r.ciphertext)
+        return _values(response.results, _ciphertext)
 
-    def generate_data_key(self, key: str, *, context: Context = None, bits: int = 256,
-                          timeout: float | None = None) -> DataKey:
+    def generate_data_key(
+        self, key: str, *, context: Context = None, bits: int = 256, timeout: float | None = None
+    ) -> DataKey:
         """A fresh data key for client-side bulk encryption (e.g. call recordings)."""
-        request = crypto_pb2.GenerateDataKeyRequest(key=key, bits=bits,
-                                                    items=[crypto_pb2.DataKeySpec(context=context or {})])
+        request = crypto_pb2.GenerateDataKeyRequest(
+            key=key, bits=bits, items=[crypto_pb2.DataKeySpec(context=context or {})]
+        )
         response = self._invoke(self._crypto.GenerateDataKey, request, timeout)
         return _values(response.results, lambda r: DataKey(r.plaintext, r.encrypted, r.key_version))[0]
 
-    def decrypt_data_key(self, encrypted: bytes, *, context: Context = None, timeout: float | None = None) -> bytes:
+    def decrypt_data_key(
+        self, encrypted: bytes, *, context: Context = None, timeout: float | None = None
+    ) -> bytes:
         """The plaintext of a data key returned by :meth:`generate_data_key` (audited)."""
         request = crypto_pb2.DecryptDataKeyRequest(
-            items=[crypto_pb2.DecryptDataKeyItem(encrypted=encrypted, context=context or {})])
+            items=[crypto_pb2.DecryptDataKeyItem(encrypted=encrypted, context=context or {})]
+        )
         response = self._invoke(self._crypto.DecryptDataKey, request, timeout)
-        return _values(response.results, lambda r: r.plaintext)[0]
+        return _values(response.results, _plaintext)[0]
 
     # -- Tokenization ---------------------------------------------------------------------------
 
-    def tokenize(self, key: str, values: Sequence[str], *, tweak: bytes = b"",
-                 timeout: float | None = None) -> list[str]:
+    def tokenize(
+        self, key: str, values: Sequence[str], *, tweak: bytes = b"", timeout: float | None = None
+    ) -> list[str]:
         """Tokens for ``values`` under ``key`` (format-preserving or vaulted, per the key)."""
         request = tokenization_pb2.TokenizeRequest(
-            key=key, tweak=tweak, items=[tokenization_pb2.TokenizeItem(value=v) for v in values])
+            key=key, tweak=tweak, items=[tokenization_pb2.TokenizeItem(value=v) for v in values]
+        )
         response = self._invoke(self._tokens.Tokenize, request, timeout)
-        return _values(response.results, lambda r: r.token)
+        return _values(response.results, _token)
 
-    def detokenize(self, key: str, tokens: Sequence[str], *, purpose: str, tweak: bytes = b"",
-                   masked: bool = False, timeout: float | None = None) -> list[str]:
+    def detokenize(
+        self,
+        key: str,
+        tokens: Sequence[str],
+        *,
+        purpose: str,
+        tweak: bytes = b"",
+        masked: bool = False,
+        timeout: float | None = None,
+    ) -> list[str]:
         """The values behind ``tokens``; ``purpose`` is required and audited."""
         reveal = tokenization_pb2.REVEAL_MASKED if masked else tokenization_pb2.REVEAL_UNSPECIFIED
         request = tokenization_pb2.DetokenizeRequest(
-            key=key, tweak=tweak, purpose=purpose, reveal=reveal,
-            items=[tokenization_pb2.DetokenizeItem(token=t) for t in tokens])
+            key=key,
+            tweak=tweak,
+            purpose=purpose,
+            reveal=reveal,
+            items=[tokenization_pb2.DetokenizeItem(token=t) for t in tokens],
+        )
         response = self._invoke(self._tokens.Detokenize, request, timeout)
-        return _values(response.results, lambda r: r.value)
+        return _values(response.results, _value)
 
     def redact(self, text: str, *, timeout: float | None = None) -> Redaction:
         """Find and replace card numbers, CVVs, expiry dates, SSNs, phones and emails in ``text``."""
         request = tokenization_pb2.RedactRequest(items=[tokenization_pb2.RedactItem(text=text)])
         response = self._invoke(self._tokens.Redact, request, timeout)
-        return _values(response.results, lambda r: Redaction(r.text, [
-            RedactedSpan(s.kind, s.start, s.end, s.word_start, s.word_end, s.start_ms, s.end_ms)
-            for s in r.spans]))[0]
+        return _values(
+            response.results,
+            lambda r: Redaction(
+                r.text,
+                [
+                    RedactedSpan(s.kind, s.start, s.end, s.word_start, s.word_end, s.start_ms, s.end_ms)
+                    for s in r.spans
+                ],
+            ),
+        )[0]
 
 
 class AdminClient:
@@ -209,11 +299,23 @@ class AdminClient:
         self._stub = stub
         self._invoke = invoke
 
-    def create_key(self, name: str, purpose: str, *, format: str = "", format_options: Mapping[str, str] | None = None,
-                   policy: admin_pb2.KeyPolicy | None = None) -> admin_pb2.Key:
+    def create_key(
+        self,
+        name: str,
+        purpose: str,
+        *,
+        format: str = "",
+        format_options: Mapping[str, str] | None = None,
+        policy: admin_pb2.KeyPolicy | None = None,
+    ) -> admin_pb2.Key:
         """Create a key; ``purpose`` is ``encrypt``, ``fpe`` or ``vault-token``."""
-        request = admin_pb2.CreateKeyRequest(name=name, purpose=_purpose(purpose), format=format,
-                                             format_options=format_options or {}, policy=policy)
+        request = admin_pb2.CreateKeyRequest(
+            name=name,
+            purpose=_purpose(purpose),
+            format=format,
+            format_options=format_options or {},
+            policy=policy,
+        )
         return self._invoke(self._stub.CreateKey, request)  # type: ignore[no-any-return]
 
     def get_key(self, name: str) -> admin_pb2.Key:
@@ -225,30 +327,55 @@ class AdminClient:
     def rotate_key(self, name: str) -> admin_pb2.Key:
         return self._invoke(self._stub.RotateKey, admin_pb2.RotateKeyRequest(name=name))  # type: ignore[no-any-return]
 
-    def update_key_policy(self, name: str, policy: admin_pb2.KeyPolicy,
-                          min_decryption_version: int = 0) -> admin_pb2.Key:
-        request = admin_pb2.UpdateKeyPolicyRequest(name=name, policy=policy,
-                                                   min_decryption_version=min_decryption_version)
+    def update_key_policy(
+        self, name: str, policy: admin_pb2.KeyPolicy, min_decryption_version: int = 0
+    ) -> admin_pb2.Key:
+        request = admin_pb2.UpdateKeyPolicyRequest(
+            name=name, policy=policy, min_decryption_version=min_decryption_version
+        )
         return self._invoke(self._stub.UpdateKeyPolicy, request)  # type: ignore[no-any-return]
 
 
-_PURPOSES = {"encrypt": admin_pb2.KEY_PURPOSE_ENCRYPT, "fpe": admin_pb2.KEY_PURPOSE_FPE,
-             "vault-token": admin_pb2.KEY_PURPOSE_VAULT_TOKEN}
+_PURPOSES: dict[str, admin_pb2.KeyPurpose] = {
+    "encrypt": admin_pb2.KEY_PURPOSE_ENCRYPT,
+    "fpe": admin_pb2.KEY_PURPOSE_FPE,
+    "vault-token": admin_pb2.KEY_PURPOSE_VAULT_TOKEN,
+}
 
 
-def _purpose(name: str) -> admin_pb2.KeyPurpose.ValueType:
+def _purpose(name: str) -> admin_pb2.KeyPurpose:
     try:
         return _PURPOSES[name]
     except KeyError:
         raise ValueError("purpose must be one of encrypt, fpe, vault-token") from None
 
 
-def _contexts(count: int, context: Context, contexts: Sequence[Context] | None) -> list[Mapping[str, str]]:
+def _with_contexts(
+    data: Sequence[bytes], context: Context, contexts: Sequence[Context] | None
+) -> list[tuple[bytes, Mapping[str, str]]]:
+    """Pair each item with its own context; with one shared ``context`` items carry none
+    (the request carries it once)."""
     if contexts is None:
-        return [context or {}] * count
-    if context is not None or len(contexts) != count:
+        return [(d, {}) for d in data]
+    if context is not None or len(contexts) != len(data):
         raise ValueError("pass either context, or one context per item")
-    return [c or {} for c in contexts]
+    return [(d, c or {}) for d, c in zip(data, contexts, strict=True)]
+
+
+def _plaintext(result: Any) -> bytes:
+    return bytes(result.plaintext)
+
+
+def _ciphertext(result: Any) -> bytes:
+    return bytes(result.ciphertext)
+
+
+def _token(result: Any) -> str:
+    return str(result.token)
+
+
+def _value(result: Any) -> str:
+    return str(result.value)
 
 
 def _item_error(status: common_pb2.Status) -> KeysvcError:
@@ -264,6 +391,10 @@ def _values(results: Sequence[Any], value: Callable[[Any], T]) -> list[T]:
     """Each result's value, or BatchError carrying every item when any failed."""
     if not any(r.HasField("error") for r in results):
         return [value(r) for r in results]
-    items = [ItemResult(None, _item_error(r.error), r.reference) if r.HasField("error")
-             else ItemResult(value(r), None, r.reference) for r in results]
+    items = [
+        ItemResult(None, _item_error(r.error), r.reference)
+        if r.HasField("error")
+        else ItemResult(value(r), None, r.reference)
+        for r in results
+    ]
     raise BatchError(items)

@@ -1,21 +1,21 @@
 """Exceptions raised by the client, mapped from gRPC status codes (in one place).
 
-    KeysvcError                      every error the client raises
-    ├── InvalidArgumentError         INVALID_ARGUMENT
-    │   └── DecryptionError          the one opaque decryption failure
-    │       └── StreamDecryptionError  a recording that does not authenticate
-    ├── NotFoundError                NOT_FOUND
-    ├── AlreadyExistsError           ALREADY_EXISTS
-    ├── FailedPreconditionError      FAILED_PRECONDITION
-    │   └── KeyVersionDestroyedError "key version destroyed" (crypto-shredded)
-    ├── UnauthenticatedError         UNAUTHENTICATED (no or bad credentials)
-    ├── PermissionDeniedError        PERMISSION_DENIED
-    ├── ResourceExhaustedError       RESOURCE_EXHAUSTED (quota, message size)
-    ├── UnavailableError             UNAVAILABLE, retryable (server or key provider down)
-    ├── DeadlineExceededError        DEADLINE_EXCEEDED
-    ├── UnimplementedError           UNIMPLEMENTED
-    ├── InternalError                INTERNAL / UNKNOWN (the message carries an error id)
-    └── BatchError                   some items of a batch failed; ``.results`` has every item
+KeysvcError                      every error the client raises
+├── InvalidArgumentError         INVALID_ARGUMENT
+│   └── DecryptionError          the one opaque decryption failure
+│       └── StreamDecryptionError  a recording that does not authenticate
+├── NotFoundError                NOT_FOUND
+├── AlreadyExistsError           ALREADY_EXISTS
+├── FailedPreconditionError      FAILED_PRECONDITION
+│   └── KeyVersionDestroyedError "key version destroyed" (crypto-shredded)
+├── UnauthenticatedError         UNAUTHENTICATED (no or bad credentials)
+├── PermissionDeniedError        PERMISSION_DENIED
+├── ResourceExhaustedError       RESOURCE_EXHAUSTED (quota, message size)
+├── UnavailableError             UNAVAILABLE, retryable (server or key provider down)
+├── DeadlineExceededError        DEADLINE_EXCEEDED
+├── UnimplementedError           UNIMPLEMENTED
+├── InternalError                INTERNAL / UNKNOWN (the message carries an error id)
+└── BatchError                   some items of a batch failed; ``.results`` has every item
 """
 
 from __future__ import annotations

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from keysvc_client._pb.keysvc.v1 import admin_pb2 as pb
+from keysvc_client._pb.keysvc.v1 import admin_pb2_grpc
 
 from keysvc.errors import InvalidArgument
 from keysvc.keys.keyring import Keyring
 from keysvc.server.pipeline import principal
 from keysvc.store.models import KeyPolicy, KeyRecord, Purpose, VersionRecord, VersionState
-from keysvc_client._pb.keysvc.v1 import admin_pb2 as pb
-from keysvc_client._pb.keysvc.v1 import admin_pb2_grpc
 
-_PURPOSES = {pb.KEY_PURPOSE_ENCRYPT: Purpose.ENCRYPT, pb.KEY_PURPOSE_FPE: Purpose.FPE,
-             pb.KEY_PURPOSE_VAULT_TOKEN: Purpose.VAULT_TOKEN}
+_PURPOSES = {
+    pb.KEY_PURPOSE_ENCRYPT: Purpose.ENCRYPT,
+    pb.KEY_PURPOSE_FPE: Purpose.FPE,
+    pb.KEY_PURPOSE_VAULT_TOKEN: Purpose.VAULT_TOKEN,
+}
 _PURPOSE_PB = {v: k for k, v in _PURPOSES.items()}
 _STATES = {
     VersionState.PRIMARY: pb.VERSION_STATE_PRIMARY,
@@ -33,34 +36,52 @@ def _ts(seconds: float | None) -> Timestamp | None:
 
 
 def policy_from_pb(policy: pb.KeyPolicy) -> KeyPolicy:
-    return KeyPolicy(rotate_every_seconds=policy.rotate_every_seconds,
-                     rotate_after_encryptions=policy.rotate_after_encryptions,
-                     keep_versions=policy.keep_versions, retain_for_seconds=policy.retain_for_seconds)
+    return KeyPolicy(
+        rotate_every_seconds=policy.rotate_every_seconds,
+        rotate_after_encryptions=policy.rotate_after_encryptions,
+        keep_versions=policy.keep_versions,
+        retain_for_seconds=policy.retain_for_seconds,
+    )
 
 
 def version_to_pb(v: VersionRecord) -> pb.KeyVersion:
-    return pb.KeyVersion(version=v.version, state=_STATES[v.state], created_at=_ts(v.created_at),
-                         encryptions=v.encryptions, state_changed_at=_ts(v.state_changed_at),
-                         state_changed_by=v.state_changed_by, destroy_after=_ts(v.destroy_after),
-                         kek_version=v.kek_version)
+    return pb.KeyVersion(
+        version=v.version,
+        state=_STATES[v.state],
+        created_at=_ts(v.created_at),
+        encryptions=v.encryptions,
+        state_changed_at=_ts(v.state_changed_at),
+        state_changed_by=v.state_changed_by,
+        destroy_after=_ts(v.destroy_after),
+        kek_version=v.kek_version,
+    )
 
 
 def key_to_pb(key: KeyRecord) -> pb.Key:
     p = key.policy
     next_rotation = key.last_rotated_at + p.rotate_every_seconds if p.rotate_every_seconds else None
     return pb.Key(
-        name=key.name, purpose=_PURPOSE_PB[key.purpose], created_at=_ts(key.created_at),
-        primary_version=key.primary.version, min_decryption_version=key.min_decryption_version,
+        name=key.name,
+        purpose=_PURPOSE_PB[key.purpose],
+        created_at=_ts(key.created_at),
+        primary_version=key.primary.version,
+        min_decryption_version=key.min_decryption_version,
         versions=[version_to_pb(v) for v in key.versions],
-        policy=pb.KeyPolicy(rotate_every_seconds=p.rotate_every_seconds,
-                            rotate_after_encryptions=p.rotate_after_encryptions,
-                            keep_versions=p.keep_versions, retain_for_seconds=p.retain_for_seconds),
-        format=key.format, format_options=key.format_options, last_rotated_at=_ts(key.last_rotated_at),
-        next_rotation_at=_ts(next_rotation), created_by=key.created_by,
+        policy=pb.KeyPolicy(
+            rotate_every_seconds=p.rotate_every_seconds,
+            rotate_after_encryptions=p.rotate_after_encryptions,
+            keep_versions=p.keep_versions,
+            retain_for_seconds=p.retain_for_seconds,
+        ),
+        format=key.format,
+        format_options=key.format_options,
+        last_rotated_at=_ts(key.last_rotated_at),
+        next_rotation_at=_ts(next_rotation),
+        created_by=key.created_by,
     )
 
 
-class AdminServicer(admin_pb2_grpc.AdminServicer):
+class AdminServicer(admin_pb2_grpc.AdminServicer):  # type: ignore[misc]
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
 
@@ -70,19 +91,28 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             raise InvalidArgument("purpose must be encrypt, fpe or vault-token")
         if purpose is Purpose.ENCRYPT and request.format:
             raise InvalidArgument("encryption keys take no token format")
-        record = self._keyring.create(request.name, purpose, principal().name, policy_from_pb(request.policy),
-                                      request.format, dict(request.format_options))
+        record = self._keyring.create(
+            request.name,
+            purpose,
+            principal().name,
+            policy_from_pb(request.policy),
+            request.format,
+            dict(request.format_options),
+        )
         return key_to_pb(record)
 
     def GetKey(self, request: pb.GetKeyRequest, context: grpc.ServicerContext) -> pb.Key:
         return key_to_pb(self._keyring.get(request.name, fresh=True))
 
     def ListKeys(self, request: pb.ListKeysRequest, context: grpc.ServicerContext) -> pb.ListKeysResponse:
-        return pb.ListKeysResponse(keys=[key_to_pb(k) for k in self._keyring.list()])
+        return pb.ListKeysResponse(keys=[key_to_pb(k) for k in self._keyring.all()])
 
     def RotateKey(self, request: pb.RotateKeyRequest, context: grpc.ServicerContext) -> pb.Key:
         return key_to_pb(self._keyring.rotate(request.name, principal().name))
 
     def UpdateKeyPolicy(self, request: pb.UpdateKeyPolicyRequest, context: grpc.ServicerContext) -> pb.Key:
-        return key_to_pb(self._keyring.update_policy(request.name, policy_from_pb(request.policy),
-                                                     request.min_decryption_version))
+        return key_to_pb(
+            self._keyring.update_policy(
+                request.name, policy_from_pb(request.policy), request.min_decryption_version
+            )
+        )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import grpc
 
 from keysvc.errors import InvalidArgument, KeysvcError
-from keysvc.keys.fields import FieldCrypto
+from keysvc.keys.fields import FieldCrypto, Opened, Sealed
 from keysvc.server.status import item_status
 from keysvc_client._pb.keysvc.v1 import crypto_pb2 as pb
 from keysvc_client._pb.keysvc.v1 import crypto_pb2_grpc
@@ -20,53 +23,68 @@ def check_batch(count: int) -> None:
         raise InvalidArgument(f"a batch may hold at most {MAX_BATCH_ITEMS} items")
 
 
-class CryptoServicer(crypto_pb2_grpc.CryptoServicer):
+def _pairs(
+    items: Sequence[Any], data: str, shared: Mapping[str, str]
+) -> list[tuple[bytes, Mapping[str, str]]]:
+    """(bytes, context) per item; an item without its own context shares the request's (one object)."""
+    check_batch(len(items))
+    return [(getattr(i, data), i.context if i.context else shared) for i in items]
+
+
+def _fill(
+    results: Any, outcomes: Sequence[Sealed | Opened | KeysvcError], items: Sequence[Any], field: str
+) -> None:
+    add = results.add
+    for outcome, item in zip(outcomes, items, strict=True):
+        if isinstance(outcome, KeysvcError):
+            add(reference=item.reference, error=item_status(outcome))
+        else:
+            add(**{field: outcome[0]}, key_version=outcome[1], reference=item.reference)
+
+
+class CryptoServicer(crypto_pb2_grpc.CryptoServicer):  # type: ignore[misc]
     def __init__(self, fields: FieldCrypto) -> None:
         self._fields = fields
 
     def Encrypt(self, request: pb.EncryptRequest, context: grpc.ServicerContext) -> pb.EncryptResponse:
-        check_batch(len(request.items))
-        sealed = self._fields.encrypt(request.key, [(i.plaintext, i.context) for i in request.items])
-        return pb.EncryptResponse(results=[
-            pb.EncryptResult(ciphertext=s.ciphertext, key_version=s.key_version, reference=i.reference)
-            for s, i in zip(sealed, request.items, strict=True)
-        ])
+        sealed = self._fields.encrypt(request.key, _pairs(request.items, "plaintext", request.context))
+        response = pb.EncryptResponse()
+        _fill(response.results, sealed, request.items, "ciphertext")
+        return response
 
     def Decrypt(self, request: pb.DecryptRequest, context: grpc.ServicerContext) -> pb.DecryptResponse:
-        check_batch(len(request.items))
-        opened = self._fields.decrypt([(i.ciphertext, i.context) for i in request.items])
-        return pb.DecryptResponse(results=[
-            pb.DecryptResult(reference=i.reference, error=item_status(r)) if isinstance(r, KeysvcError)
-            else pb.DecryptResult(plaintext=r.plaintext, key_version=r.key_version, reference=i.reference)
-            for r, i in zip(opened, request.items, strict=True)
-        ])
+        opened = self._fields.decrypt(_pairs(request.items, "ciphertext", request.context))
+        response = pb.DecryptResponse()
+        _fill(response.results, opened, request.items, "plaintext")
+        return response
 
     def Rewrap(self, request: pb.RewrapRequest, context: grpc.ServicerContext) -> pb.RewrapResponse:
-        check_batch(len(request.items))
-        sealed = self._fields.rewrap([(i.ciphertext, i.context) for i in request.items])
-        return pb.RewrapResponse(results=[
-            pb.RewrapResult(reference=i.reference, error=item_status(r)) if isinstance(r, KeysvcError)
-            else pb.RewrapResult(ciphertext=r.ciphertext, key_version=r.key_version, reference=i.reference)
-            for r, i in zip(sealed, request.items, strict=True)
-        ])
+        sealed = self._fields.rewrap(_pairs(request.items, "ciphertext", request.context))
+        response = pb.RewrapResponse()
+        _fill(response.results, sealed, request.items, "ciphertext")
+        return response
 
-    def GenerateDataKey(self, request: pb.GenerateDataKeyRequest,
-                        context: grpc.ServicerContext) -> pb.GenerateDataKeyResponse:
+    def GenerateDataKey(
+        self, request: pb.GenerateDataKeyRequest, context: grpc.ServicerContext
+    ) -> pb.GenerateDataKeyResponse:
         check_batch(len(request.items))
-        keys = self._fields.generate_data_keys(request.key, [i.context for i in request.items], request.bits or 256)
-        return pb.GenerateDataKeyResponse(results=[
-            pb.DataKeyResult(plaintext=k.plaintext, encrypted=k.encrypted, key_version=k.key_version,
-                             reference=i.reference)
-            for k, i in zip(keys, request.items, strict=True)
-        ])
+        keys = self._fields.generate_data_keys(
+            request.key, [i.context for i in request.items], request.bits or 256
+        )
+        response = pb.GenerateDataKeyResponse()
+        for k, i in zip(keys, request.items, strict=True):
+            response.results.add(
+                plaintext=k.plaintext, encrypted=k.encrypted, key_version=k.key_version, reference=i.reference
+            )
+        return response
 
-    def DecryptDataKey(self, request: pb.DecryptDataKeyRequest,
-                       context: grpc.ServicerContext) -> pb.DecryptDataKeyResponse:
-        check_batch(len(request.items))
-        opened = self._fields.decrypt_data_keys([(i.encrypted, i.context) for i in request.items])
-        return pb.DecryptDataKeyResponse(results=[
-            pb.DataKeyResult(reference=i.reference, error=item_status(r)) if isinstance(r, KeysvcError)
-            else pb.DataKeyResult(plaintext=r.plaintext, encrypted=i.encrypted, key_version=r.key_version,
-                                  reference=i.reference)
-            for r, i in zip(opened, request.items, strict=True)
-        ])
+    def DecryptDataKey(
+        self, request: pb.DecryptDataKeyRequest, context: grpc.ServicerContext
+    ) -> pb.DecryptDataKeyResponse:
+        opened = self._fields.decrypt_data_keys(_pairs(request.items, "encrypted", {}))
+        response = pb.DecryptDataKeyResponse()
+        _fill(response.results, opened, request.items, "plaintext")
+        for result, item in zip(response.results, request.items, strict=True):
+            if not result.HasField("error"):
+                result.encrypted = item.encrypted
+        return response

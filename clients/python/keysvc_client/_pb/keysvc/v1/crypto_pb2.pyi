@@ -25,12 +25,21 @@ class EncryptItem(_message.Message):
     def __init__(self, plaintext: _Optional[bytes] = ..., context: _Optional[_Mapping[str, str]] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class EncryptRequest(_message.Message):
-    __slots__ = ("key", "items")
+    __slots__ = ("key", "items", "context")
+    class ContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     KEY_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     key: str
     items: _containers.RepeatedCompositeFieldContainer[EncryptItem]
-    def __init__(self, key: _Optional[str] = ..., items: _Optional[_Iterable[_Union[EncryptItem, _Mapping]]] = ...) -> None: ...
+    context: _containers.ScalarMap[str, str]
+    def __init__(self, key: _Optional[str] = ..., items: _Optional[_Iterable[_Union[EncryptItem, _Mapping]]] = ..., context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EncryptResult(_message.Message):
     __slots__ = ("ciphertext", "key_version", "reference", "error")
@@ -68,10 +77,19 @@ class DecryptItem(_message.Message):
     def __init__(self, ciphertext: _Optional[bytes] = ..., context: _Optional[_Mapping[str, str]] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class DecryptRequest(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "context")
+    class ContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[DecryptItem]
-    def __init__(self, items: _Optional[_Iterable[_Union[DecryptItem, _Mapping]]] = ...) -> None: ...
+    context: _containers.ScalarMap[str, str]
+    def __init__(self, items: _Optional[_Iterable[_Union[DecryptItem, _Mapping]]] = ..., context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class DecryptResult(_message.Message):
     __slots__ = ("plaintext", "key_version", "reference", "error")
@@ -109,10 +127,19 @@ class RewrapItem(_message.Message):
     def __init__(self, ciphertext: _Optional[bytes] = ..., context: _Optional[_Mapping[str, str]] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class RewrapRequest(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "context")
+    class ContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[RewrapItem]
-    def __init__(self, items: _Optional[_Iterable[_Union[RewrapItem, _Mapping]]] = ...) -> None: ...
+    context: _containers.ScalarMap[str, str]
+    def __init__(self, items: _Optional[_Iterable[_Union[RewrapItem, _Mapping]]] = ..., context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RewrapResult(_message.Message):
     __slots__ = ("ciphertext", "key_version", "reference", "error")
