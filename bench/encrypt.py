@@ -19,10 +19,10 @@ from concurrent import futures
 
 import grpc
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from bench._harness import keysvc_server, pipelined
 from keysvc_client import KeyServiceClient
 from keysvc_client._pb.keysvc.v1 import crypto_pb2
+
+from bench._harness import keysvc_server, pipelined
 
 FIELD = b"123-45-6789-padded-to-32-bytes!!"
 CONTEXT = {"field": "ssn"}
@@ -42,7 +42,8 @@ def serve_echo() -> None:
 
 
 def echo_rate(seconds: float, in_flight: int) -> float:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.encrypt", "--echo-server"], stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "bench.encrypt", "--echo-server"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline()) if proc.stdout else 0
         payload = crypto_pb2.EncryptRequest(key="customer-pii", items=[
@@ -104,7 +105,8 @@ def main() -> None:
     unary, batch = service_rates(args.seconds, args.in_flight, args.batch)
     floor = aes_floor(args.seconds, args.batch)
     print(f"echo server (ceiling)        {echo:12,.0f} calls/s")
-    print(f"unary Encrypt                {unary:12,.0f} calls/s   ratio {unary / echo:5.2f}x echo (target >= 0.80)")
+    print(f"unary Encrypt                {unary:12,.0f} calls/s   "
+          f"ratio {unary / echo:5.2f}x echo (target >= 0.80)")
     print(f"batch Encrypt x{args.batch:<6}        {batch:12,.0f} fields/s  target >= 200,000: "
           f"{'met' if batch >= 200_000 else 'NOT met'}")
     print(f"in-process AES-GCM (floor)   {floor:12,.0f} fields/s  service = {batch / floor:5.2f}x floor")

@@ -167,6 +167,44 @@ def keys_rotate(out: Output, name: str) -> None:
     _show_key(out, _client_call(lambda c: c.admin.rotate_key(name)))
 
 
+@cli.group()
+def kek() -> None:
+    """The key-encryption key that wraps every data key."""
+
+
+@kek.command("rotate")
+@click.option(
+    "--resume", is_flag=True, help="Finish an interrupted rotation without creating a new KEK version."
+)
+@click.pass_obj
+def kek_rotate(out: Output, resume: bool) -> None:
+    """Rotate the KEK and rewrap every stored data key (plaintext DEKs never leave Vault).
+
+    Safe to rerun: a second run after a crash finishes the job.
+    """
+    if out.fmt == "table":
+        click.echo("rotating the KEK and rewrapping stored data keys...", err=True)
+    status = _client_call(lambda c: c.admin.rotate_kek(resume_only=resume))
+    if out.fmt == "table":
+        moved = ", ".join(f"{n} from v{v}" for v, n in sorted(status.rewrapped_from.items())) or "nothing"
+        click.echo(
+            f"KEK {status.provider} now at v{status.current_version}; rewrapped {status.rewrapped} ({moved})"
+        )
+    _show_kek(out, status)
+
+
+@kek.command("status")
+@click.pass_obj
+def kek_status(out: Output) -> None:
+    """Show which KEK versions the stored data keys are wrapped under."""
+    _show_kek(out, _client_call(lambda c: c.admin.kek_status()))
+
+
+def _show_kek(out: Output, status: admin_pb2.KekStatus) -> None:
+    doc = MessageToDict(status, preserving_proto_field_name=True)
+    out.rows(doc, ("KEK VERSION", "WRAPPED DEKS"), sorted(status.wrapped_by_version.items()))
+
+
 def _show_key(out: Output, key: admin_pb2.Key) -> None:
     if out.fmt == "table":
         click.echo(

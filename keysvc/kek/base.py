@@ -51,6 +51,10 @@ class KekProvider(Protocol):
         """Create a new KEK version, make it current, and return its number."""
         ...
 
+    def current_version(self) -> int:
+        """The KEK version new wraps use."""
+        ...
+
     def kek_version(self, wrapped: bytes) -> int:
         """The KEK version a wrapped value was made with (parsed from its prefix)."""
         ...

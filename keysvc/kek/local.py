@@ -95,6 +95,9 @@ class LocalKekProvider:
             self._aeads = {v: AESGCM(k) for v, k in keys.items()}
         return current
 
+    def current_version(self) -> int:
+        return self._current
+
     def kek_version(self, wrapped: bytes) -> int:
         parts = wrapped.split(b":", 2)
         if (

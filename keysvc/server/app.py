@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,10 +27,13 @@ from keysvc_client._pb.keysvc.v1 import (
     tokenization_pb2_grpc,
 )
 
+from keysvc import __version__
 from keysvc.access.identity import TokenAuthenticator, TokenEntry, hash_token, new_token
 from keysvc.config import ConfigError, Settings
+from keysvc.errors import KeysvcError
 from keysvc.kek.base import KekProvider
 from keysvc.kek.local import LocalKekProvider
+from keysvc.kek.vault_transit import VaultTransitProvider
 from keysvc.keys.cache import DekCache
 from keysvc.keys.fields import FieldCrypto
 from keysvc.keys.keyring import Keyring, KeyringSettings
@@ -72,11 +76,20 @@ def open_store(url: str) -> Store:
 
 
 def open_kek(settings: Settings) -> KekProvider:
+    """The configured KEK provider; Vault's Transit key is checked before the server starts."""
     if settings.kek.provider == "local":
         path = settings.local_kek_path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         return LocalKekProvider(path)
-    raise ConfigError("kek.provider must be local")
+    if settings.kek.provider == "vault-transit":
+        provider = VaultTransitProvider(settings.vault)
+        try:
+            provider.check()
+        except KeysvcError as exc:
+            provider.close()
+            raise ConfigError(f"vault transit: {exc.message}") from None
+        return provider
+    raise ConfigError("kek.provider must be local or vault-transit")
 
 
 def load_authenticator(settings: Settings) -> TokenAuthenticator:
@@ -128,13 +141,52 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
+KEK_HEALTH_SERVICE = "keysvc.kek"
+
+
+class KekHealthMonitor:
+    """Publishes whether new DEK unwraps are possible as health service ``keysvc.kek``.
+
+    Liveness should watch the overall service ("") only: it stays SERVING while the KEK
+    provider is down, because cached DEKs keep serving traffic.
+    """
+
+    def __init__(self, kek: KekProvider, servicer: health.HealthServicer, interval: float = 2.0) -> None:
+        self._kek = kek
+        self._servicer = servicer
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kek-health", daemon=True)
+
+    def start(self) -> None:
+        self.check()
+        self._thread.start()
+
+    def check(self) -> bool:
+        ok = self._kek.health().ok
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        self._servicer.set(KEK_HEALTH_SERVICE, status)
+        return ok
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    kek_monitor: KekHealthMonitor
 
     def stop(self, grace: float | None) -> None:
+        self.kek_monitor.stop()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
 
@@ -156,7 +208,9 @@ def create_server(service: Service, listen: str | None = None) -> RunningServer:
     tokenization_pb2_grpc.add_TokenizationServicer_to_server(
         tokenization_pb2_grpc.TokenizationServicer(), server
     )
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(service.keyring), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(
+        AdminServicer(service.keyring, service.store, __version__), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
@@ -174,7 +228,20 @@ def create_server(service: Service, listen: str | None = None) -> RunningServer:
     if port == 0:
         raise ConfigError("could not listen on the configured address")
     server.start()
-    return RunningServer(server, port, health_servicer)
+    monitor = KekHealthMonitor(service.kek, health_servicer)
+    monitor.start()
+    return RunningServer(server, port, health_servicer, monitor)
+
+
+class Job(Protocol):
+    """A background job started with the server (scheduler, health pollers)."""
+
+    def stop(self) -> None: ...
+
+
+def start_jobs(service: Service) -> list[Job]:
+    """Background jobs for this process. Multi-process serving runs them in one worker only."""
+    return []
 
 
 def serve(settings: Settings, announce: Callable[[str], None] = print) -> None:
@@ -184,6 +251,7 @@ def serve(settings: Settings, announce: Callable[[str], None] = print) -> None:
         warmed = service.keyring.warm_up()
         log.info("warmed DEK cache", extra={"deks": warmed})
         running = create_server(service)
+        jobs = start_jobs(service)
         stopping = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -195,6 +263,8 @@ def serve(settings: Settings, announce: Callable[[str], None] = print) -> None:
         announce(f"keysvc listening on {host}:{running.port}")
         stopping.wait()
         log.info("shutting down")
+        for job in jobs:
+            job.stop()
         running.stop(settings.server.grace_seconds)
     finally:
         service.close()

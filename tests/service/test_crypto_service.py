@@ -144,4 +144,4 @@ def test_unimplemented_surface_answers_unimplemented(client, server):
     from keysvc_client._pb.keysvc.v1 import admin_pb2
 
     with pytest.raises(UnimplementedError):
-        client._invoke(client.admin._stub.GetStatus, admin_pb2.GetStatusRequest())
+        client._invoke(client.admin._stub.PlanRetention, admin_pb2.RetentionRequest())

@@ -6,7 +6,8 @@ with KeyServiceClient("127.0.0.1:50051", token=TOKEN) as c:
     pts = c.decrypt(cts, context={"field": "ssn"})
 """
 
-from keysvc_client._client import AdminClient, DataKey, KeyServiceClient, RedactedSpan, Redaction
+from keysvc_client._admin import AdminClient
+from keysvc_client._client import DataKey, KeyServiceClient, RedactedSpan, Redaction
 from keysvc_client._errors import (
     AlreadyExistsError,
     BatchError,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from keysvc_client._pb.keysvc.v1 import admin_pb2 as pb
 from keysvc_client._pb.keysvc.v1 import admin_pb2_grpc
 
 from keysvc.errors import InvalidArgument
+from keysvc.keys.kek_rotation import KekReport, kek_status, rotate_kek
 from keysvc.keys.keyring import Keyring
 from keysvc.server.pipeline import principal
+from keysvc.store.base import Store
 from keysvc.store.models import KeyPolicy, KeyRecord, Purpose, VersionRecord, VersionState
+
+log = logging.getLogger(__name__)
 
 _PURPOSES = {
     pb.KEY_PURPOSE_ENCRYPT: Purpose.ENCRYPT,
@@ -81,9 +87,22 @@ def key_to_pb(key: KeyRecord) -> pb.Key:
     )
 
 
+def kek_report_to_pb(provider: str, report: KekReport, healthy: bool) -> pb.KekStatus:
+    return pb.KekStatus(
+        provider=provider,
+        wrapped_by_version=report.wrapped_by_version,
+        rewrapped=report.rewrapped,
+        current_version=report.current_version,
+        rewrapped_from=report.rewrapped_from,
+        healthy=healthy,
+    )
+
+
 class AdminServicer(admin_pb2_grpc.AdminServicer):  # type: ignore[misc]
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, store: Store, version: str) -> None:
         self._keyring = keyring
+        self._store = store
+        self._version = version
 
     def CreateKey(self, request: pb.CreateKeyRequest, context: grpc.ServicerContext) -> pb.Key:
         purpose = _PURPOSES.get(request.purpose)
@@ -115,4 +134,32 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):  # type: ignore[misc]
             self._keyring.update_policy(
                 request.name, policy_from_pb(request.policy), request.min_decryption_version
             )
+        )
+
+    def RotateKek(self, request: pb.RotateKekRequest, context: grpc.ServicerContext) -> pb.KekStatus:
+        kek = self._keyring.kek
+        report = rotate_kek(self._store, kek, resume_only=request.resume_only)
+        log.info(
+            "rotated KEK",
+            extra={
+                "provider": kek.name,
+                "kek_version": report.current_version,
+                "count": report.rewrapped,
+                "principal": principal().name,
+            },
+        )
+        return kek_report_to_pb(kek.name, report, kek.health().ok)
+
+    def GetKekStatus(self, request: pb.GetKekStatusRequest, context: grpc.ServicerContext) -> pb.KekStatus:
+        kek = self._keyring.kek
+        return kek_report_to_pb(kek.name, kek_status(self._store, kek), kek.health().ok)
+
+    def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.ServiceStatus:
+        kek = self._keyring.kek
+        return pb.ServiceStatus(
+            version=self._version,
+            store=self._store.url_scheme,
+            kek_provider=kek.name,
+            kek_healthy=kek.health().ok,
+            keys=len(self._store.list_keys()),
         )

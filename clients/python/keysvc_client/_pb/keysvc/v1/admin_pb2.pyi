@@ -209,16 +209,25 @@ class PurgeExpiredTokensResponse(_message.Message):
     def __init__(self, purged: _Optional[int] = ...) -> None: ...
 
 class RotateKekRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("resume_only",)
+    RESUME_ONLY_FIELD_NUMBER: _ClassVar[int]
+    resume_only: bool
+    def __init__(self, resume_only: _Optional[bool] = ...) -> None: ...
 
 class GetKekStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class KekStatus(_message.Message):
-    __slots__ = ("provider", "wrapped_by_version", "rewrapped", "current_version")
+    __slots__ = ("provider", "wrapped_by_version", "rewrapped", "current_version", "rewrapped_from", "healthy")
     class WrappedByVersionEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class RewrappedFromEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -229,11 +238,15 @@ class KekStatus(_message.Message):
     WRAPPED_BY_VERSION_FIELD_NUMBER: _ClassVar[int]
     REWRAPPED_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REWRAPPED_FROM_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
     provider: str
     wrapped_by_version: _containers.ScalarMap[int, int]
     rewrapped: int
     current_version: int
-    def __init__(self, provider: _Optional[str] = ..., wrapped_by_version: _Optional[_Mapping[int, int]] = ..., rewrapped: _Optional[int] = ..., current_version: _Optional[int] = ...) -> None: ...
+    rewrapped_from: _containers.ScalarMap[int, int]
+    healthy: bool
+    def __init__(self, provider: _Optional[str] = ..., wrapped_by_version: _Optional[_Mapping[int, int]] = ..., rewrapped: _Optional[int] = ..., current_version: _Optional[int] = ..., rewrapped_from: _Optional[_Mapping[int, int]] = ..., healthy: _Optional[bool] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
