@@ -19,10 +19,10 @@ from concurrent import futures
 
 import grpc
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from keysvc_client import KeyServiceClient
-from keysvc_client._pb.keysvc.v1 import crypto_pb2
 
 from bench._harness import keysvc_server, pipelined
+from keysvc_client import KeyServiceClient
+from keysvc_client._pb.keysvc.v1 import crypto_pb2
 
 FIELD = b"123-45-6789-padded-to-32-bytes!!"
 CONTEXT = {"field": "ssn"}

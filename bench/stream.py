@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from keysvc_client.stream import DEFAULT_SEGMENT_SIZE, TAG_SIZE, decrypt_stream, encrypt_stream
 
 MIB = 1 << 20

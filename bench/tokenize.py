@@ -12,7 +12,7 @@ Each figure is the best of several repeats (the machine is shared; expect +-40%)
 Measurements are (label, us/value) rows from ``measure_local``; more sections can add rows
 to the same report.
 
-Run: .venv/bin/python bench/tokenize.py [--quick]
+Run from the repo root: .venv/bin/python -m bench.tokenize [--quick]
 """
 
 from __future__ import annotations
@@ -102,6 +102,27 @@ def measure_local(numbers: Sequence[str], repeats: int) -> list[Row]:
     ]
 
 
+def measure_service(numbers: Sequence[str], seconds: float) -> list[Row]:
+    """Tokenize through the service over gRPC in batches of 1,000 (two requests in flight)."""
+    from bench._harness import keysvc_server, pipelined
+    from keysvc_client import KeyServiceClient
+    from keysvc_client._pb.keysvc.v1 import tokenization_pb2
+
+    with keysvc_server() as (address, token), KeyServiceClient(address, token) as client:
+        client.admin.create_key("pan", "fpe", format="pan")
+        request = tokenization_pb2.TokenizeRequest(
+            key="pan", items=[tokenization_pb2.TokenizeItem(value=v) for v in numbers[:1000]]
+        )
+        metadata = (("authorization", f"Bearer {token}"),)
+
+        def call(req: object) -> object:
+            return client._tokens.Tokenize.future(req, metadata=metadata, timeout=30)
+
+        pipelined(call, request, 0.5, 2)
+        rate = pipelined(call, request, seconds, 2) * 1000
+    return [("service Tokenize, batches of 1,000 (gRPC)", 1e6 / rate)]
+
+
 def report(rows: Sequence[Row]) -> None:
     """Print the table and the ratios against the targets."""
     print("16-digit card numbers, AES-256, one core")
@@ -119,6 +140,11 @@ def report(rows: Sequence[Row]) -> None:
     for label, ratio, target in checks:
         print(f"  {label:28s}{ratio:8.1f}x   (>= {target:g}x)  {'ok' if ratio >= target else 'MISSED'}")
     print(f"  {'FF1 single value':28s}{single:8.2f}us  (<= 15 us)  {'ok' if single <= 15 else 'MISSED'}")
+    service = figures.get("service Tokenize, batches of 1,000 (gRPC)")
+    if service is not None:
+        rate = 1e6 / service
+        verdict = "ok" if rate >= 150_000 else "MISSED"
+        print(f"  {'service tokens/s':28s}{rate:8,.0f}    (>= 150,000)  {verdict}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -128,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer values and repeats (about a second)")
     args = parser.parse_args(argv)
     numbers = cards(BATCH if args.quick else 2 * BATCH)
-    report(measure_local(numbers, repeats=2 if args.quick else 5))
+    rows = measure_local(numbers, repeats=2 if args.quick else 5)
+    report(rows + measure_service(numbers, seconds=1.0 if args.quick else 3.0))
 
 
 if __name__ == "__main__":

@@ -91,10 +91,9 @@ def bench_tink_envelope(vault: VaultTransitDouble, fields: int, repeat: int) -> 
 
 def bench_steady_state(vault: VaultTransitDouble, seconds: float) -> tuple[float, float]:
     """Batch Encrypt fields/s through the service with the local KEK and with Vault Transit."""
+    from bench._harness import keysvc_server, pipelined
     from keysvc_client import KeyServiceClient
     from keysvc_client._pb.keysvc.v1 import crypto_pb2
-
-    from bench._harness import keysvc_server, pipelined
 
     rates = []
     vault_args = ("--kek-provider", "vault-transit", "--vault-key", KEK)

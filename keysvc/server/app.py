@@ -18,14 +18,6 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from keysvc_client._pb.keysvc.v1 import (
-    admin_pb2,
-    admin_pb2_grpc,
-    crypto_pb2,
-    crypto_pb2_grpc,
-    tokenization_pb2,
-    tokenization_pb2_grpc,
-)
 
 from keysvc import __version__
 from keysvc.access.identity import TokenAuthenticator, TokenEntry, hash_token, new_token
@@ -40,8 +32,18 @@ from keysvc.keys.keyring import Keyring, KeyringSettings
 from keysvc.server.pipeline import CallPipeline
 from keysvc.server.servicers.admin import AdminServicer
 from keysvc.server.servicers.crypto import CryptoServicer
+from keysvc.server.servicers.tokenization import TokenizationServicer
 from keysvc.store.base import Store
 from keysvc.store.sqlite import SqliteStore
+from keysvc.tokens.engine import Tokenizer
+from keysvc_client._pb.keysvc.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    crypto_pb2,
+    crypto_pb2_grpc,
+    tokenization_pb2,
+    tokenization_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,19 @@ class Service:
 
 
 def open_store(url: str) -> Store:
+    """``sqlite:///PATH`` (embedded, one process) or ``postgresql://...`` (shared by replicas)."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(path)
-    raise ConfigError("store.url must be sqlite:///PATH")
+    if url.startswith(("postgresql://", "postgres://")):
+        from keysvc.store.postgres import PostgresStore
+
+        try:
+            return PostgresStore(url)
+        except KeysvcError:
+            raise ConfigError("store.url: PostgreSQL is not reachable") from None
+    raise ConfigError("store.url must be sqlite:///PATH or postgresql://...")
 
 
 def open_kek(settings: Settings) -> KekProvider:
@@ -206,7 +216,7 @@ def create_server(service: Service, listen: str | None = None) -> RunningServer:
     )
     crypto_pb2_grpc.add_CryptoServicer_to_server(CryptoServicer(FieldCrypto(service.keyring)), server)
     tokenization_pb2_grpc.add_TokenizationServicer_to_server(
-        tokenization_pb2_grpc.TokenizationServicer(), server
+        TokenizationServicer(Tokenizer(service.keyring, service.store)), server
     )
     admin_pb2_grpc.add_AdminServicer_to_server(
         AdminServicer(service.keyring, service.store, __version__), server

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import any_pb2
-from keysvc_client._pb.keysvc.v1 import common_pb2
 
 from keysvc import errors
+from keysvc_client._pb.keysvc.v1 import common_pb2
 
 REASON_METADATA_KEY = "keysvc-error-reason"
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from keysvc_client import stream
-from keysvc_client.stream import StreamDecryptionError, decrypt_stream, encrypt_stream, open_encrypted
 
 from keysvc.crypto.context import encode_context
+from keysvc_client import stream
+from keysvc_client.stream import StreamDecryptionError, decrypt_stream, encrypt_stream, open_encrypted
 
 DATA_KEY = bytes(range(32))
 

@@ -2,6 +2,7 @@
 
 import grpc
 import pytest
+
 from keysvc_client import (
     BatchError,
     DecryptionError,

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from keysvc_client import BatchError, InternalError, KeyServiceClient, KeysvcError
 
 from keysvc.keys.fields import FieldCrypto
+from keysvc_client import BatchError, InternalError, KeyServiceClient, KeysvcError
 
 PLANT = "4111 1111 1111 1111 PLANTED/SECRET"  # not a valid key name, so no key is named after it
 

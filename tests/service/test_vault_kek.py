@@ -7,12 +7,12 @@ import time
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from keysvc_client import BatchError, KeyServiceClient, UnavailableError
 
 from keysvc.config import load_settings
 from keysvc.crypto.context import dek_binding
 from keysvc.errors import DecryptionFailed
 from keysvc.server.app import build_service, create_server
+from keysvc_client import BatchError, KeyServiceClient, UnavailableError
 from tests.conftest import dev_settings, vault_overrides
 
 pytestmark = pytest.mark.vault

@@ -7,7 +7,7 @@ with KeyServiceClient("127.0.0.1:50051", token=TOKEN) as c:
 """
 
 from keysvc_client._admin import AdminClient
-from keysvc_client._client import DataKey, KeyServiceClient, RedactedSpan, Redaction
+from keysvc_client._client import DataKey, KeyServiceClient, RedactedSpan, Redaction, Token
 from keysvc_client._errors import (
     AlreadyExistsError,
     BatchError,
@@ -48,6 +48,7 @@ __all__ = [
     "Redaction",
     "ResourceExhaustedError",
     "StreamDecryptionError",
+    "Token",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",

@@ -80,8 +80,19 @@ class RedactedSpan:
 
 @dataclass(frozen=True)
 class Redaction:
+    """Redacted text, the spans found (offsets into the input), and redacted words for word input."""
+
     text: str
     spans: list[RedactedSpan]
+    words: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token and the key version that issued it."""
+
+    token: str
+    key_version: int
 
 
 def _read(path: str | None) -> bytes | None:
@@ -248,11 +259,18 @@ class KeyServiceClient:
         self, key: str, values: Sequence[str], *, tweak: bytes = b"", timeout: float | None = None
     ) -> list[str]:
         """Tokens for ``values`` under ``key`` (format-preserving or vaulted, per the key)."""
+        return [t.token for t in self.tokenize_versioned(key, values, tweak=tweak, timeout=timeout)]
+
+    def tokenize_versioned(
+        self, key: str, values: Sequence[str], *, tweak: bytes = b"", timeout: float | None = None
+    ) -> list[Token]:
+        """Tokens with the key version that made them: keep the version beside an FF1 token
+        whose format cannot carry it, and pass it back to :meth:`detokenize` after rotations."""
         request = tokenization_pb2.TokenizeRequest(
             key=key, tweak=tweak, items=[tokenization_pb2.TokenizeItem(value=v) for v in values]
         )
         response = self._invoke(self._tokens.Tokenize, request, timeout)
-        return _values(response.results, _token)
+        return _values(response.results, _versioned_token)
 
     def detokenize(
         self,
@@ -262,34 +280,77 @@ class KeyServiceClient:
         purpose: str,
         tweak: bytes = b"",
         masked: bool = False,
+        key_versions: Sequence[int] | None = None,
         timeout: float | None = None,
     ) -> list[str]:
-        """The values behind ``tokens``; ``purpose`` is required and audited."""
+        """The values behind ``tokens``; ``purpose`` is required and audited.
+
+        ``masked`` asks for masked values (e.g. ``************1111``); ``key_versions`` gives
+        the version each token was issued under (0 = let the service infer it).
+        """
+        versions = list(key_versions) if key_versions is not None else [0] * len(tokens)
+        if len(versions) != len(tokens):
+            raise ValueError("pass one key version per token")
         reveal = tokenization_pb2.REVEAL_MASKED if masked else tokenization_pb2.REVEAL_UNSPECIFIED
         request = tokenization_pb2.DetokenizeRequest(
             key=key,
             tweak=tweak,
             purpose=purpose,
             reveal=reveal,
-            items=[tokenization_pb2.DetokenizeItem(token=t) for t in tokens],
+            items=[
+                tokenization_pb2.DetokenizeItem(token=t, key_version=v)
+                for t, v in zip(tokens, versions, strict=True)
+            ],
         )
         response = self._invoke(self._tokens.Detokenize, request, timeout)
         return _values(response.results, _value)
 
-    def redact(self, text: str, *, timeout: float | None = None) -> Redaction:
-        """Find and replace card numbers, CVVs, expiry dates, SSNs, phones and emails in ``text``."""
-        request = tokenization_pb2.RedactRequest(items=[tokenization_pb2.RedactItem(text=text)])
+    def retokenize(
+        self, key: str, tokens: Sequence[Token], *, tweak: bytes = b"", timeout: float | None = None
+    ) -> list[Token]:
+        """Move tokens issued under older key versions to the primary version (FF1 keys)."""
+        request = tokenization_pb2.RetokenizeRequest(
+            key=key,
+            tweak=tweak,
+            items=[tokenization_pb2.DetokenizeItem(token=t.token, key_version=t.key_version) for t in tokens],
+        )
+        response = self._invoke(self._tokens.Retokenize, request, timeout)
+        return _values(response.results, _versioned_token)
+
+    def redact(self, text: str, *, masked: bool = False, timeout: float | None = None) -> Redaction:
+        """Find and replace card numbers, CVVs, expiry dates, SSNs, phones and emails in ``text``.
+
+        Replacements are labels such as ``[PAN]``, or masks (``[PAN ****1111]``) with ``masked``.
+        """
+        style = tokenization_pb2.REDACTION_STYLE_MASK if masked else tokenization_pb2.REDACTION_STYLE_LABEL
+        request = tokenization_pb2.RedactRequest(style=style, items=[tokenization_pb2.RedactItem(text=text)])
         response = self._invoke(self._tokens.Redact, request, timeout)
-        return _values(
-            response.results,
-            lambda r: Redaction(
-                r.text,
-                [
-                    RedactedSpan(s.kind, s.start, s.end, s.word_start, s.word_end, s.start_ms, s.end_ms)
-                    for s in r.spans
-                ],
-            ),
-        )[0]
+        return _values(response.results, _redaction)[0]
+
+    def redact_words(
+        self, words: Sequence[tuple[str, int, int]], *, masked: bool = False, timeout: float | None = None
+    ) -> Redaction:
+        """Redact a transcript given as (word, start_ms, end_ms); spans carry word indexes and times,
+        and ``.words`` holds one redacted word per input word (so audio can be bleeped)."""
+        style = tokenization_pb2.REDACTION_STYLE_MASK if masked else tokenization_pb2.REDACTION_STYLE_LABEL
+        item = tokenization_pb2.RedactItem(
+            words=[tokenization_pb2.Word(text=w, start_ms=s, end_ms=e) for w, s, e in words]
+        )
+        request = tokenization_pb2.RedactRequest(style=style, items=[item])
+        response = self._invoke(self._tokens.Redact, request, timeout)
+        return _values(response.results, _redaction)[0]
+
+
+def _redaction(result: Any) -> Redaction:
+    spans = [
+        RedactedSpan(s.kind, s.start, s.end, s.word_start, s.word_end, s.start_ms, s.end_ms)
+        for s in result.spans
+    ]
+    return Redaction(result.text, spans, [w.text for w in result.words])
+
+
+def _versioned_token(result: Any) -> Token:
+    return Token(str(result.token), int(result.key_version))
 
 
 def _with_contexts(
@@ -310,10 +371,6 @@ def _plaintext(result: Any) -> bytes:
 
 def _ciphertext(result: Any) -> bytes:
     return bytes(result.ciphertext)
-
-
-def _token(result: Any) -> str:
-    return str(result.token)
 
 
 def _value(result: Any) -> str:

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
-from keysvc_client._pb.keysvc.v1 import crypto_pb2 as pb
-from keysvc_client._pb.keysvc.v1 import crypto_pb2_grpc
 
 from keysvc.errors import InvalidArgument, KeysvcError
 from keysvc.keys.fields import FieldCrypto, Opened, Sealed
 from keysvc.server.status import item_status
+from keysvc_client._pb.keysvc.v1 import crypto_pb2 as pb
+from keysvc_client._pb.keysvc.v1 import crypto_pb2_grpc
 
 MAX_BATCH_ITEMS = 10_000
 

@@ -4,8 +4,9 @@ import textwrap
 import venv
 from pathlib import Path
 
-import keysvc_client
 import pytest
+
+import keysvc_client
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,6 +32,7 @@ def test_public_names_are_pinned():
         "Redaction",
         "ResourceExhaustedError",
         "StreamDecryptionError",
+        "Token",
         "UnauthenticatedError",
         "UnavailableError",
         "UnimplementedError",

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from keysvc_client import stream
 from keysvc_client.stream import (
     StreamDecryptionError,

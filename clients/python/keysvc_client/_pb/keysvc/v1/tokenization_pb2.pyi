@@ -197,16 +197,18 @@ class Span(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., word_start: _Optional[int] = ..., word_end: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
 
 class RedactResult(_message.Message):
-    __slots__ = ("text", "spans", "reference", "error")
+    __slots__ = ("text", "spans", "reference", "error", "words")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
     text: str
     spans: _containers.RepeatedCompositeFieldContainer[Span]
     reference: str
     error: _common_pb2.Status
-    def __init__(self, text: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., reference: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.Status, _Mapping]] = ...) -> None: ...
+    words: _containers.RepeatedCompositeFieldContainer[Word]
+    def __init__(self, text: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., reference: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.Status, _Mapping]] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ...) -> None: ...
 
 class RedactResponse(_message.Message):
     __slots__ = ("results",)
