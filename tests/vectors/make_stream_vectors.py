@@ -32,8 +32,8 @@ PROVENANCE = (
     "and plaintexts are fixed: SHAKE-256 of the case name and a label. Every valid ciphertext was produced "
     "both by keysvc_client.stream._encrypt_with and by an independent reference in the generator "
     "(struct packing from docs/FORMATS.md, Streaming format v1; RFC 5869 HKDF written with hmac; "
-    "AES-256-GCM from pyca/cryptography 50.0.2); the two agree byte for byte. Invalid vectors were made by the reference "
-    "and must be rejected. "
+    "AES-256-GCM from pyca/cryptography 50.0.2); the two agree byte for byte. "
+    "Invalid vectors were made by the reference and must be rejected. "
     "No external implementation of this format exists to cross-check against."
 )
 
