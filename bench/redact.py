@@ -1,6 +1,6 @@
 """Transcript redaction throughput: typical 2-minute call transcripts per second.
 
-    python bench/redact.py [--count 200] [--seconds 3]
+    python -m bench.redact [--count 200] [--seconds 3]   (from the repo root)
 
 Each transcript is ~300 words of agent/customer talk with a few sensitive items (a card
 number with expiry and security code, a phone number, an email, sometimes an SSN), written
@@ -117,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     words = sum(len(t.split()) for t in transcripts) / len(transcripts)
     rate = measure(in_process(), transcripts, args.seconds)
     print(f"redact in-process: {rate:,.0f} transcripts/s ({words:.0f} words each, {1000 / rate:.2f} ms each)")
+    from bench._harness import keysvc_server
+    from keysvc_client import KeyServiceClient
+
+    with keysvc_server() as (address, token), KeyServiceClient(address, token) as client:
+        served = measure(client.redact, transcripts, args.seconds)
+    print(f"redact through the service (one call per transcript): {served:,.0f} transcripts/s "
+          f"({served / rate:.2f}x in-process)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ keysvc take turns going first, so page-cache writeback from one run does not lan
 next. Data keys come from an in-process source, so no server is involved. The input is
 pseudo-random (AES-CTR keystream) and lives in a temporary directory.
 
-    python bench/stream.py [--size-mb 1024] [--segment-size 1048576] [--repeat 5] [--dir DIR]
+    python -m bench.stream [--size-mb 1024] [--segment-size 1048576] [--repeat 5] [--dir DIR]
 """
 
 from __future__ import annotations
