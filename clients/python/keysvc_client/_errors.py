@@ -2,8 +2,9 @@
 
 KeysvcError                      every error the client raises
 ├── InvalidArgumentError         INVALID_ARGUMENT
-│   └── DecryptionError          the one opaque decryption failure
-│       └── StreamDecryptionError  a recording that does not authenticate
+│   ├── DecryptionError          the one opaque decryption failure
+│   │   └── StreamDecryptionError  a recording that does not authenticate
+│   └── CiphertextFormatError    a record field is not a ks1 text-form ciphertext
 ├── NotFoundError                NOT_FOUND
 ├── AlreadyExistsError           ALREADY_EXISTS
 ├── FailedPreconditionError      FAILED_PRECONDITION
@@ -16,6 +17,7 @@ KeysvcError                      every error the client raises
 ├── UnimplementedError           UNIMPLEMENTED
 ├── InternalError                INTERNAL / UNKNOWN (the message carries an error id)
 └── BatchError                   some items of a batch failed; ``.results`` has every item
+    └── RecordBatchError         fields of some records failed; ``.fields`` names them
 """
 
 from __future__ import annotations
