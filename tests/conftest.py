@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from keysvc_client import KeyServiceClient
 
 if TYPE_CHECKING:
@@ -41,12 +44,84 @@ def kek_provider(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# -- PostgreSQL: one database per test session, one schema per test --------------------------------
+
+PG_ADMIN_DSN = os.environ.get("KEYSVC_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _with_db(dsn: str, db: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{db}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database for this session (dropped at the end); skip locally, fail in CI, if no server."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is required in CI (CI=true) but is not reachable at 127.0.0.1:5432")
+        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432 (set KEYSVC_TEST_PG_DSN)")
+    name = f"keysvc_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin:
+        _drop_stale_databases(admin)
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield _with_db(PG_ADMIN_DSN, name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _drop_stale_databases(admin: Any) -> None:
+    """Databases of earlier sessions that were killed before they could drop their own."""
+    rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'keysvc_test_%'").fetchall()
+    for (datname,) in rows:
+        pid = datname.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            admin.execute(f'DROP DATABASE IF EXISTS "{datname}" WITH (FORCE)')
+
+
 @pytest.fixture
-def settings(tmp_path: Path, kek_provider: str, request: pytest.FixtureRequest) -> Settings:
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A store URL whose search_path is a schema of its own (dropped after the test)."""
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{pg_database}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Service tests run once per store: embedded SQLite and shared PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_overrides(store_backend: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    if store_backend == "sqlite":
+        return {}
+    return {"store.url": request.getfixturevalue("pg_url")}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, kek_provider: str, store_overrides: dict[str, object], request: pytest.FixtureRequest
+) -> Settings:
     if kek_provider == "local":
-        return dev_settings(tmp_path / "data")
+        return dev_settings(tmp_path / "data", **store_overrides)
     vault: VaultTarget = request.getfixturevalue("vault")
-    return dev_settings(tmp_path / "data", **vault_overrides(vault, vault.create_key(derived=True)))
+    return dev_settings(
+        tmp_path / "data", **store_overrides, **vault_overrides(vault, vault.create_key(derived=True))
+    )
 
 
 @pytest.fixture

@@ -63,6 +63,10 @@ class DekCache:
                 self._entries.popitem(last=False)
         return entry
 
+    def evict(self, name: str, version: int) -> None:
+        with self._lock:
+            self._entries.pop((name, version), None)
+
     def evict_key(self, name: str) -> None:
         with self._lock:
             for cached in [k for k in self._entries if k[0] == name]:

@@ -12,10 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from keysvc.crypto import envelope
 from keysvc.crypto.context import encode_context
 from keysvc.crypto.envelope import Kind
 from keysvc.errors import DecryptionFailed, InvalidArgument, KeysvcError
+from keysvc.keys.faults import checkpoint
 from keysvc.keys.keyring import Keyring
 from keysvc.store.models import Purpose
 
@@ -65,36 +69,76 @@ class FieldCrypto:
         self, items: Sequence[tuple[bytes, Context]], kind: Kind = Kind.FIELD
     ) -> list[Opened | KeysvcError]:
         """Decrypt each item with the key and version its header names."""
-        results: list[Opened | KeysvcError] = []
-        encoded: dict[int, bytes] = {}
-        for ciphertext, context in items:
-            aad = encoded.get(id(context))
-            if aad is None:
-                aad = encoded[id(context)] = encode_context(context)
-            try:
-                results.append(self._open(ciphertext, aad, kind)[1])
-            except KeysvcError as exc:
-                results.append(exc)
-        return results
+        return [
+            o if isinstance(o, KeysvcError) else Opened(o[1], o[0].key_version)
+            for o in self._open_batch(items, kind)
+        ]
 
-    def _open(self, ciphertext: bytes, encoded_context: bytes, kind: Kind) -> tuple[str, Opened]:
-        header = envelope.parse_header(ciphertext)
-        if header.kind is not kind:
-            raise DecryptionFailed()
-        dek = self._keyring.decrypting(header.key_name, header.key_version, Purpose.ENCRYPT)
-        plaintext = envelope.open_sealed(dek.aead, header, ciphertext, encoded_context)
-        return header.key_name, Opened(plaintext, header.key_version)
+    def _open_batch(
+        self, items: Sequence[tuple[bytes, Context]], kind: Kind
+    ) -> list[tuple[envelope.Header, bytes] | KeysvcError]:
+        """(header, plaintext) or the error, per item in order.
+
+        Items sharing a header (same kind, key and version) resolve their key version once
+        per batch (state checks included), and items sharing one context object have it
+        encoded once.
+        """
+        out: list[tuple[envelope.Header, bytes] | KeysvcError] = []
+        openers: dict[bytes, tuple[envelope.Header, AESGCM] | KeysvcError] = {}
+        encoded: dict[int, bytes] = {}
+        aads: dict[tuple[bytes, int], bytes] = {}
+        nonce_size, minimum = envelope.NONCE_SIZE, envelope.NONCE_SIZE + envelope.TAG_SIZE
+        for ciphertext, context in items:
+            if len(ciphertext) < 3:
+                out.append(DecryptionFailed())
+                continue
+            start = 7 + ciphertext[2]
+            if len(ciphertext) < start + minimum:  # before the opener: its verdict is cached per header
+                out.append(DecryptionFailed())
+                continue
+            raw = ciphertext[:start]
+            opener = openers.get(raw)
+            if opener is None:
+                opener = openers[raw] = self._opener(ciphertext, kind)
+            if isinstance(opener, KeysvcError):
+                out.append(opener)
+                continue
+            aad = aads.get((raw, id(context)))
+            if aad is None:
+                encoded_context = encoded.get(id(context))
+                if encoded_context is None:
+                    encoded_context = encoded[id(context)] = encode_context(context)
+                aad = aads[(raw, id(context))] = raw + encoded_context
+            try:
+                plaintext = opener[1].decrypt(
+                    ciphertext[start : start + nonce_size], ciphertext[start + nonce_size :], aad
+                )
+            except InvalidTag:
+                out.append(DecryptionFailed())
+                continue
+            out.append((opener[0], plaintext))
+        return out
+
+    def _opener(self, ciphertext: bytes, kind: Kind) -> tuple[envelope.Header, AESGCM] | KeysvcError:
+        """The parsed header and AEAD for a ciphertext's key version, or the error for it."""
+        try:
+            header = envelope.parse_header(ciphertext)
+            if header.kind is not kind:
+                raise DecryptionFailed()
+            dek = self._keyring.decrypting(header.key_name, header.key_version, Purpose.ENCRYPT)
+        except KeysvcError as exc:
+            return exc
+        return header, dek.aead
 
     def rewrap(self, items: Sequence[tuple[bytes, Context]]) -> list[Sealed | KeysvcError]:
         """Re-encrypt ciphertexts under their key's primary version (already-current ones too)."""
         results: list[Sealed | KeysvcError | None] = [None] * len(items)
         pending: dict[str, list[tuple[int, bytes, Context]]] = {}
-        for i, (ciphertext, context) in enumerate(items):
-            try:
-                key, opened = self._open(ciphertext, encode_context(context), Kind.FIELD)
-                pending.setdefault(key, []).append((i, opened.plaintext, context))
-            except KeysvcError as exc:
-                results[i] = exc
+        for i, opened in enumerate(self._open_batch(items, Kind.FIELD)):
+            if isinstance(opened, KeysvcError):
+                results[i] = opened
+            else:
+                pending.setdefault(opened[0].key_name, []).append((i, opened[1], items[i][1]))
         for key, batch in pending.items():
             try:
                 sealed: Sequence[Sealed | KeysvcError] = self.encrypt(key, [(p, c) for _, p, c in batch])
@@ -102,6 +146,7 @@ class FieldCrypto:
                 sealed = [exc] * len(batch)
             for (i, _, _), result in zip(batch, sealed, strict=True):
                 results[i] = result
+        checkpoint("rewrap.sealed")
         return [r for r in results if r is not None]
 
     def generate_data_keys(self, key: str, contexts: Sequence[Context], bits: int = 256) -> list[DataKey]:

@@ -9,7 +9,23 @@ encryptions from the version's persisted counter in blocks (``reservation_block`
 never letting the counter pass ``nonce_limit``. A reservation is persisted before
 any nonce is used, and unused reservations are never returned, so a crash can only
 waste budget, never reuse it. When the primary version's budget is spent the key is
-rotated and encryption continues under the new version.
+rotated and encryption continues under the new version. A key's policy may set a lower
+per-version budget (``rotate_after_encryptions``), enforced the same way.
+
+Version states and their transitions (:data:`TRANSITIONS`; each is a compare-and-swap in
+the store, recorded with who and when)::
+
+    PRIMARY ──rotate──▶ ACTIVE ◀──enable── DISABLED
+                          │  └──disable──▶    │
+                          └──destroy──▶ SCHEDULED_FOR_DESTRUCTION ◀──destroy──┘
+                 ACTIVE ◀──restore──┘        │ (destroy_after passed: scheduler / retention apply)
+                                             ▼
+                                         DESTROYED (wrapped DEK erased; terminal)
+
+Only the primary encrypts; primary and active versions at or above the key's
+``min_decryption_version`` decrypt. Other replicas see a change within
+``metadata_ttl_seconds`` (the record cache): a refreshed record evicts the DEKs of
+versions that may no longer be used.
 """
 
 from __future__ import annotations
@@ -32,12 +48,23 @@ from keysvc.errors import (
 )
 from keysvc.kek.base import KekProvider
 from keysvc.keys.cache import CachedDek, DekCache
+from keysvc.keys.faults import checkpoint
 from keysvc.store.base import Store
-from keysvc.store.models import KeyPolicy, KeyRecord, Purpose, VersionRecord, VersionState
+from keysvc.store.models import KeyPolicy, KeyRecord, Purpose, VersionEvent, VersionRecord, VersionState
 
 log = logging.getLogger(__name__)
 
 NIST_GCM_RANDOM_NONCE_LIMIT = 2**32
+DEFAULT_DESTROY_GRACE_SECONDS = 7 * 86_400
+
+S = VersionState
+# target state -> states it may be reached from by an operator (destroyed only by the due job)
+TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
+    S.ACTIVE: frozenset({S.DISABLED, S.SCHEDULED_FOR_DESTRUCTION}),
+    S.DISABLED: frozenset({S.ACTIVE}),
+    S.SCHEDULED_FOR_DESTRUCTION: frozenset({S.ACTIVE, S.DISABLED}),
+}
+_USABLE = (S.PRIMARY, S.ACTIVE)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -63,6 +90,15 @@ def validate_key_name(name: str) -> None:
         raise InvalidArgument("key name must be 1-128 characters of letters, digits, '.', '_' or '-'")
 
 
+MAX_POLICY_SECONDS = 100 * 366 * 86_400
+
+
+def validate_policy(policy: KeyPolicy) -> None:
+    """Durations are bounded (100 years) so every derived timestamp stays representable."""
+    if max(policy.rotate_every_seconds, policy.retain_for_seconds) > MAX_POLICY_SECONDS:
+        raise InvalidArgument("policy durations may be at most 100 years")
+
+
 class Keyring:
     """Creates, rotates and resolves keys; the only code that unwraps DEKs."""
 
@@ -82,6 +118,7 @@ class Keyring:
         self._lock = threading.Lock()
         self._records: dict[str, tuple[float, KeyRecord]] = {}
         self._allowance: dict[tuple[str, int], int] = {}
+        self._used: dict[tuple[str, int], float] = {}
 
     @property
     def kek(self) -> KekProvider:
@@ -99,8 +136,15 @@ class Keyring:
         if record is None:
             self._records.pop(name, None)
             raise NotFound("key not found")
+        for v in record.versions:
+            if v.state not in _USABLE or v.version < record.min_decryption_version:
+                self._cache.evict(name, v.version)
         self._records[name] = (now + self._settings.metadata_ttl_seconds, record)
         return record
+
+    def history(self, name: str) -> list[VersionEvent]:
+        """Every recorded state change of the key's versions, oldest first."""
+        return self._store.version_events(name)
 
     def all(self) -> list[KeyRecord]:
         return self._store.list_keys()
@@ -122,6 +166,7 @@ class Keyring:
     ) -> KeyRecord:
         """Create a key with a first, primary version."""
         validate_key_name(name)
+        validate_policy(policy or KeyPolicy())
         now = self._clock()
         record = KeyRecord(
             name=name,
@@ -133,25 +178,115 @@ class Keyring:
             format_options=dict(format_options or {}),
             last_rotated_at=now,
         )
-        self._store.create_key(record, self._new_version(record, 1, actor, now))
+        first, dek = self._new_version(record, 1, actor, now)
+        self._store.create_key(record, first)
+        self._cache.put(name, 1, dek)
         return self.get(name, fresh=True)
 
     def rotate(self, name: str, actor: str) -> KeyRecord:
         """Make a new primary version; the old primary stays decryptable (ACTIVE)."""
         for _ in range(5):
             record = self.get(name, fresh=True)
-            now = self._clock()
-            number = max(v.version for v in record.versions) + 1
-            try:
-                self._store.add_primary_version(name, self._new_version(record, number, actor, now), now)
-            except AlreadyExists:
-                continue
-            self._forget(name)
-            log.info("rotated key", extra={"key": name, "version": number})
-            return self.get(name, fresh=True)
+            rotated = self.rotate_if(name, actor, record.primary.version, record)
+            if rotated is not None:
+                return rotated
         raise FailedPrecondition("key is being rotated concurrently; retry")
 
+    def rotate_if(
+        self, name: str, actor: str, expected_primary: int, record: KeyRecord | None = None
+    ) -> KeyRecord | None:
+        """Rotate only if ``expected_primary`` is still the newest version; None if another rotation won.
+
+        This compare-and-swap is what keeps replicas racing on one due period to one new version.
+        """
+        record = record or self.get(name, fresh=True)
+        newest = max(v.version for v in record.versions)
+        if newest != expected_primary:
+            return None
+        now = self._clock()
+        number = newest + 1
+        version, dek = self._new_version(record, number, actor, now)
+        checkpoint("rotate.wrapped")
+        try:
+            self._store.add_primary_version(name, version, now)
+        except AlreadyExists:
+            self._forget(name)
+            return None
+        checkpoint("rotate.stored")
+        self._forget(name)
+        self._cache.put(name, number, dek)
+        log.info("rotated key", extra={"key": name, "version": number, "principal": actor})
+        return self.get(name, fresh=True)
+
+    def set_state(
+        self,
+        name: str,
+        version: int,
+        target: VersionState,
+        actor: str,
+        *,
+        grace_seconds: float | None = None,
+        expected: VersionState | None = None,
+    ) -> KeyRecord:
+        """An operator's state change: disable, enable, schedule for destruction, restore.
+
+        Refused (FailedPrecondition) when :data:`TRANSITIONS` does not allow it from the
+        version's current state, or when ``expected`` is given and is not that state.
+        """
+        allowed = TRANSITIONS.get(target)
+        if allowed is None:
+            raise InvalidArgument("target state must be active, disabled or scheduled-for-destruction")
+        record = self.get(name, fresh=True)
+        entry = record.version(version)
+        if entry is None:
+            raise NotFound("key version not found")
+        if entry.state is VersionState.PRIMARY:
+            raise FailedPrecondition("the primary version cannot change state; rotate the key first")
+        if expected is not None and entry.state is not expected:
+            raise FailedPrecondition(f"key version is {entry.state.value}, not {expected.value}")
+        if entry.state not in allowed:
+            raise FailedPrecondition(f"a {entry.state.value} key version cannot become {target.value}")
+        now = self._clock()
+        grace = DEFAULT_DESTROY_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        if grace < 0:
+            raise InvalidArgument("grace period cannot be negative")
+        destroy_after = now + grace if target is VersionState.SCHEDULED_FOR_DESTRUCTION else None
+        changed = self._store.transition_version(
+            name, version, {entry.state}, target, now, actor, destroy_after
+        )
+        if not changed:
+            self._forget(name)
+            raise FailedPrecondition("key version changed concurrently; retry")
+        self._forget(name)
+        log.info(
+            "key version state changed",
+            extra={"key": name, "version": version, "state": target.value, "principal": actor},
+        )
+        return self.get(name, fresh=True)
+
+    def destroy_due(self, name: str, version: int, now: float, actor: str) -> bool:
+        """Erase a scheduled version's wrapped DEK if its grace period is over (crypto-shredding)."""
+        done = self._store.transition_version(
+            name,
+            version,
+            {VersionState.SCHEDULED_FOR_DESTRUCTION},
+            VersionState.DESTROYED,
+            now,
+            actor,
+            due_by=now,
+        )
+        self._forget(name)
+        if done:
+            log.warning("key version destroyed", extra={"key": name, "version": version, "principal": actor})
+        return done
+
+    def advance_floor(self, name: str, floor: int) -> bool:
+        changed = self._store.advance_min_decryption_version(name, floor)
+        self._forget(name)
+        return changed
+
     def update_policy(self, name: str, policy: KeyPolicy, min_decryption_version: int) -> KeyRecord:
+        validate_policy(policy)
         record = self.get(name, fresh=True)
         floor = max(1, min_decryption_version or record.min_decryption_version)
         if floor > record.primary.version:
@@ -160,11 +295,13 @@ class Keyring:
         self._forget(name)
         return self.get(name, fresh=True)
 
-    def _new_version(self, record: KeyRecord, number: int, actor: str, now: float) -> VersionRecord:
+    def _new_version(
+        self, record: KeyRecord, number: int, actor: str, now: float
+    ) -> tuple[VersionRecord, bytes]:
+        """A wrapped fresh DEK; the caller caches the DEK only once the version is stored."""
         dek = os.urandom(32)
         wrapped = self._kek.wrap(dek, dek_binding(record.name, number, record.purpose.value))
-        self._cache.put(record.name, number, dek)
-        return VersionRecord(
+        version = VersionRecord(
             version=number,
             state=VersionState.PRIMARY,
             created_at=now,
@@ -173,6 +310,7 @@ class Keyring:
             state_changed_at=now,
             state_changed_by=actor,
         )
+        return version, dek
 
     # -- data keys ------------------------------------------------------------------------------
 
@@ -188,7 +326,7 @@ class Keyring:
             record = self.get(name)
             self.require_purpose(record, purpose)
             version = record.primary.version
-            granted = self._take(name, version, needed)
+            granted = self._take(name, version, needed, self._limit(record))
             if granted == 0:
                 self._rotate_exhausted(name, version)
                 continue
@@ -196,13 +334,17 @@ class Keyring:
             needed -= granted
         return allocations
 
-    def _take(self, name: str, version: int, needed: int) -> int:
+    def _limit(self, record: KeyRecord) -> int:
+        per_policy = record.policy.rotate_after_encryptions
+        return min(self._settings.nonce_limit, per_policy) if per_policy else self._settings.nonce_limit
+
+    def _take(self, name: str, version: int, needed: int, limit: int) -> int:
         with self._lock:
             slot = (name, version)
             have = self._allowance.get(slot, 0)
             if have == 0:
                 have = self._store.reserve_encryptions(
-                    name, version, max(self._settings.reservation_block, needed), self._settings.nonce_limit
+                    name, version, max(self._settings.reservation_block, needed), limit, self._clock()
                 )
             granted = min(have, needed)
             self._allowance[slot] = have - granted
@@ -214,7 +356,7 @@ class Keyring:
             log.warning(
                 "key version reached its encryption limit; rotating", extra={"key": name, "version": version}
             )
-            self.rotate(name, actor="keysvc:nonce-limit")
+            self.rotate_if(name, "keysvc:encryption-limit", version, record)
 
     def decrypting(self, name: str, version: int, purpose: Purpose) -> CachedDek:
         """The DEK of a version that may decrypt; DecryptionFailed for unknown keys or versions."""
@@ -231,7 +373,14 @@ class Keyring:
             if entry is None:
                 raise DecryptionFailed()
         check_decryptable(record, entry)
+        self._used[(name, version)] = self._clock()
         return self.dek(record, version)
+
+    def flush_usage(self) -> int:
+        """Persist when versions last decrypted here (encryptions record it at reservation)."""
+        used, self._used = self._used, {}
+        self._store.touch_versions([(name, version, at) for (name, version), at in used.items()])
+        return len(used)
 
     def dek(self, record: KeyRecord, version: int) -> CachedDek:
         cached = self._cache.get(record.name, version)
@@ -249,7 +398,7 @@ class Keyring:
             (record, v)
             for record in self._store.list_keys()
             for v in record.versions
-            if v.state in (VersionState.PRIMARY, VersionState.ACTIVE) and v.wrapped_dek is not None
+            if v.state in _USABLE and v.version >= record.min_decryption_version and v.wrapped_dek is not None
         ]
         if not wanted:
             return 0

@@ -28,6 +28,8 @@ class KeyPolicy:
     rotate_after_encryptions: int = 0
     keep_versions: int = 0
     retain_for_seconds: int = 0
+    # keep_versions may advance min_decryption_version past versions still in use
+    floor_past_in_use: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,22 @@ class VersionRecord:
     state_changed_at: float = 0.0
     state_changed_by: str = ""
     destroy_after: float | None = None
+    # when the version stopped being primary (retention counts from here); None while primary
+    retired_at: float | None = None
+    # last encryption reservation or (flushed) decryption under this version, on any replica
+    last_used_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class VersionEvent:
+    """One recorded state change of a key version (``from_state`` None: the version was created)."""
+
+    key_name: str
+    version: int
+    at: float
+    actor: str
+    from_state: VersionState | None
+    to_state: VersionState
 
 
 @dataclass(frozen=True)
@@ -62,3 +80,17 @@ class KeyRecord:
 
     def version(self, number: int) -> VersionRecord | None:
         return next((v for v in self.versions if v.version == number), None)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One vaulted token: the value is envelope-encrypted under a key version (opaque here)."""
+
+    key_name: str
+    token: str = field(repr=False)
+    ciphertext: bytes = field(repr=False)
+    key_version: int
+    fingerprint: bytes | None = field(repr=False)  # keyed-HMAC index for convergent mode, else None
+    created_at: float
+    expires_at: float | None
+    metadata: dict[str, str] = field(default_factory=dict, repr=False)

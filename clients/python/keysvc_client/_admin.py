@@ -51,6 +51,60 @@ class AdminClient:
         )
         return self._invoke(self._stub.UpdateKeyPolicy, request)  # type: ignore[no-any-return]
 
+    def set_version_state(
+        self,
+        name: str,
+        version: int,
+        state: str,
+        *,
+        grace_seconds: int | None = None,
+        expected_state: str | None = None,
+    ) -> admin_pb2.Key:
+        """Move a version to ``active``, ``disabled`` or ``scheduled-for-destruction``."""
+        request = admin_pb2.SetVersionStateRequest(
+            name=name,
+            version=version,
+            state=_state(state),
+            grace_seconds=grace_seconds,
+            expected_state=_state(expected_state) if expected_state else None,
+        )
+        return self._invoke(self._stub.SetVersionState, request)  # type: ignore[no-any-return]
+
+    def disable_version(self, name: str, version: int) -> admin_pb2.Key:
+        """Stop a version encrypting or decrypting (reversible with :meth:`enable_version`)."""
+        return self.set_version_state(name, version, "disabled", expected_state="active")
+
+    def enable_version(self, name: str, version: int) -> admin_pb2.Key:
+        return self.set_version_state(name, version, "active", expected_state="disabled")
+
+    def destroy_version(self, name: str, version: int, *, grace_seconds: int | None = None) -> admin_pb2.Key:
+        """Schedule a version for destruction; its wrapped DEK is erased after the grace period."""
+        return self.set_version_state(name, version, "scheduled-for-destruction", grace_seconds=grace_seconds)
+
+    def restore_version(self, name: str, version: int) -> admin_pb2.Key:
+        """Undo :meth:`destroy_version` while the grace period lasts (the version becomes active)."""
+        return self.set_version_state(name, version, "active", expected_state="scheduled-for-destruction")
+
+    def rotate_due_keys(self) -> admin_pb2.RotateDueKeysResponse:
+        """Rotate every key whose policy says it is due (what the scheduler does each minute)."""
+        return self._invoke(self._stub.RotateDueKeys, admin_pb2.RotateDueKeysRequest())  # type: ignore[no-any-return]
+
+    def plan_retention(self, *, grace_seconds: int | None = None) -> admin_pb2.RetentionPlan:
+        """What :meth:`apply_retention` would do now (a dry run)."""
+        request = admin_pb2.RetentionRequest(grace_seconds=grace_seconds)
+        return self._invoke(self._stub.PlanRetention, request)  # type: ignore[no-any-return]
+
+    def apply_retention(
+        self, *, grace_seconds: int | None = None, timeout: float | None = 600.0
+    ) -> admin_pb2.RetentionPlan:
+        """Schedule versions past retain-for and destroy those past their grace period."""
+        request = admin_pb2.RetentionRequest(grace_seconds=grace_seconds)
+        return self._invoke(self._stub.ApplyRetention, request, timeout)  # type: ignore[no-any-return]
+
+    def purge_expired_tokens(self, *, timeout: float | None = 600.0) -> int:
+        request = admin_pb2.PurgeExpiredTokensRequest()
+        return int(self._invoke(self._stub.PurgeExpiredTokens, request, timeout).purged)
+
     def rotate_kek(self, *, resume_only: bool = False, timeout: float | None = 600.0) -> admin_pb2.KekStatus:
         """Rotate the KEK and rewrap every stored data key (``resume_only``: finish an interrupted run)."""
         request = admin_pb2.RotateKekRequest(resume_only=resume_only)
@@ -68,6 +122,22 @@ _PURPOSES: dict[str, admin_pb2.KeyPurpose] = {
     "fpe": admin_pb2.KEY_PURPOSE_FPE,
     "vault-token": admin_pb2.KEY_PURPOSE_VAULT_TOKEN,
 }
+
+
+_STATES: dict[str, admin_pb2.VersionState] = {
+    "primary": admin_pb2.VERSION_STATE_PRIMARY,
+    "active": admin_pb2.VERSION_STATE_ACTIVE,
+    "disabled": admin_pb2.VERSION_STATE_DISABLED,
+    "scheduled-for-destruction": admin_pb2.VERSION_STATE_SCHEDULED_FOR_DESTRUCTION,
+    "destroyed": admin_pb2.VERSION_STATE_DESTROYED,
+}
+
+
+def _state(name: str) -> admin_pb2.VersionState:
+    try:
+        return _STATES[name]
+    except KeyError:
+        raise ValueError("state must be one of " + ", ".join(_STATES)) from None
 
 
 def _purpose(name: str) -> admin_pb2.KeyPurpose:

@@ -37,19 +37,21 @@ VERSION_STATE_SCHEDULED_FOR_DESTRUCTION: VersionState
 VERSION_STATE_DESTROYED: VersionState
 
 class KeyPolicy(_message.Message):
-    __slots__ = ("rotate_every_seconds", "rotate_after_encryptions", "keep_versions", "retain_for_seconds")
+    __slots__ = ("rotate_every_seconds", "rotate_after_encryptions", "keep_versions", "retain_for_seconds", "floor_past_in_use")
     ROTATE_EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ROTATE_AFTER_ENCRYPTIONS_FIELD_NUMBER: _ClassVar[int]
     KEEP_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     RETAIN_FOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FLOOR_PAST_IN_USE_FIELD_NUMBER: _ClassVar[int]
     rotate_every_seconds: int
     rotate_after_encryptions: int
     keep_versions: int
     retain_for_seconds: int
-    def __init__(self, rotate_every_seconds: _Optional[int] = ..., rotate_after_encryptions: _Optional[int] = ..., keep_versions: _Optional[int] = ..., retain_for_seconds: _Optional[int] = ...) -> None: ...
+    floor_past_in_use: bool
+    def __init__(self, rotate_every_seconds: _Optional[int] = ..., rotate_after_encryptions: _Optional[int] = ..., keep_versions: _Optional[int] = ..., retain_for_seconds: _Optional[int] = ..., floor_past_in_use: _Optional[bool] = ...) -> None: ...
 
 class KeyVersion(_message.Message):
-    __slots__ = ("version", "state", "created_at", "encryptions", "state_changed_at", "state_changed_by", "destroy_after", "kek_version")
+    __slots__ = ("version", "state", "created_at", "encryptions", "state_changed_at", "state_changed_by", "destroy_after", "kek_version", "retired_at", "last_used_at")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +60,8 @@ class KeyVersion(_message.Message):
     STATE_CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
     DESTROY_AFTER_FIELD_NUMBER: _ClassVar[int]
     KEK_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: VersionState
     created_at: _timestamp_pb2.Timestamp
@@ -66,10 +70,12 @@ class KeyVersion(_message.Message):
     state_changed_by: str
     destroy_after: _timestamp_pb2.Timestamp
     kek_version: int
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryptions: _Optional[int] = ..., state_changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed_by: _Optional[str] = ..., destroy_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kek_version: _Optional[int] = ...) -> None: ...
+    retired_at: _timestamp_pb2.Timestamp
+    last_used_at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encryptions: _Optional[int] = ..., state_changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed_by: _Optional[str] = ..., destroy_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kek_version: _Optional[int] = ..., retired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Key(_message.Message):
-    __slots__ = ("name", "purpose", "created_at", "primary_version", "min_decryption_version", "versions", "policy", "format", "format_options", "last_rotated_at", "next_rotation_at", "created_by")
+    __slots__ = ("name", "purpose", "created_at", "primary_version", "min_decryption_version", "versions", "policy", "format", "format_options", "last_rotated_at", "next_rotation_at", "created_by", "history")
     class FormatOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +95,7 @@ class Key(_message.Message):
     LAST_ROTATED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_ROTATION_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     name: str
     purpose: KeyPurpose
     created_at: _timestamp_pb2.Timestamp
@@ -101,7 +108,22 @@ class Key(_message.Message):
     last_rotated_at: _timestamp_pb2.Timestamp
     next_rotation_at: _timestamp_pb2.Timestamp
     created_by: str
-    def __init__(self, name: _Optional[str] = ..., purpose: _Optional[_Union[KeyPurpose, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., primary_version: _Optional[int] = ..., min_decryption_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[KeyVersion, _Mapping]]] = ..., policy: _Optional[_Union[KeyPolicy, _Mapping]] = ..., format: _Optional[str] = ..., format_options: _Optional[_Mapping[str, str]] = ..., last_rotated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_rotation_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[VersionEvent]
+    def __init__(self, name: _Optional[str] = ..., purpose: _Optional[_Union[KeyPurpose, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., primary_version: _Optional[int] = ..., min_decryption_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[KeyVersion, _Mapping]]] = ..., policy: _Optional[_Union[KeyPolicy, _Mapping]] = ..., format: _Optional[str] = ..., format_options: _Optional[_Mapping[str, str]] = ..., last_rotated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_rotation_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., history: _Optional[_Iterable[_Union[VersionEvent, _Mapping]]] = ...) -> None: ...
+
+class VersionEvent(_message.Message):
+    __slots__ = ("version", "from_state", "to_state", "at", "actor")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATE_FIELD_NUMBER: _ClassVar[int]
+    TO_STATE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    from_state: VersionState
+    to_state: VersionState
+    at: _timestamp_pb2.Timestamp
+    actor: str
+    def __init__(self, version: _Optional[int] = ..., from_state: _Optional[_Union[VersionState, str]] = ..., to_state: _Optional[_Union[VersionState, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("name", "purpose", "policy", "format", "format_options")
@@ -157,40 +179,55 @@ class UpdateKeyPolicyRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[KeyPolicy, _Mapping]] = ..., min_decryption_version: _Optional[int] = ...) -> None: ...
 
 class SetVersionStateRequest(_message.Message):
-    __slots__ = ("name", "version", "state", "grace_seconds")
+    __slots__ = ("name", "version", "state", "grace_seconds", "expected_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     state: VersionState
     grace_seconds: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., grace_seconds: _Optional[int] = ...) -> None: ...
+    expected_state: VersionState
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., grace_seconds: _Optional[int] = ..., expected_state: _Optional[_Union[VersionState, str]] = ...) -> None: ...
 
 class RotateDueKeysRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class RotateDueKeysResponse(_message.Message):
-    __slots__ = ("rotated",)
+    __slots__ = ("rotated", "floors")
+    class FloorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ROTATED_FIELD_NUMBER: _ClassVar[int]
+    FLOORS_FIELD_NUMBER: _ClassVar[int]
     rotated: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, rotated: _Optional[_Iterable[str]] = ...) -> None: ...
+    floors: _containers.ScalarMap[str, int]
+    def __init__(self, rotated: _Optional[_Iterable[str]] = ..., floors: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class RetentionRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("grace_seconds",)
+    GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    grace_seconds: int
+    def __init__(self, grace_seconds: _Optional[int] = ...) -> None: ...
 
 class RetentionAction(_message.Message):
-    __slots__ = ("key", "version", "destroy_after")
+    __slots__ = ("key", "version", "destroy_after", "action")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DESTROY_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     key: str
     version: int
     destroy_after: _timestamp_pb2.Timestamp
-    def __init__(self, key: _Optional[str] = ..., version: _Optional[int] = ..., destroy_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    action: str
+    def __init__(self, key: _Optional[str] = ..., version: _Optional[int] = ..., destroy_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[str] = ...) -> None: ...
 
 class RetentionPlan(_message.Message):
     __slots__ = ("actions",)
