@@ -29,8 +29,9 @@ def cli() -> None:
 @click.option("--kek-provider", type=click.Choice(["local", "vault-transit"]), help="Who wraps data keys.")
 @click.option("--vault-mount", help="Transit mount path (default transit).")
 @click.option("--vault-key", help="Transit key name (default keysvc-kek).")
-@click.option("--metrics-listen", help="Prometheus /metrics address HOST:PORT.")
-@click.option("--workers", type=click.IntRange(min=1), help="Processes sharing the port.")
+@click.option("--metrics-listen", help="Prometheus /metrics address HOST:PORT (all workers' sum).")
+@click.option("--health-listen", help="Plaintext health-only gRPC address HOST:PORT (probes under mTLS).")
+@click.option("--workers", type=click.IntRange(min=1), help="Forked processes sharing the port.")
 @click.option("--reflection/--no-reflection", default=None, help="gRPC server reflection (off by default).")
 @click.option("--log-level", default="INFO", show_default=True)
 def serve(
@@ -43,6 +44,7 @@ def serve(
     vault_mount: str | None,
     vault_key: str | None,
     metrics_listen: str | None,
+    health_listen: str | None,
     workers: int | None,
     reflection: bool | None,
     log_level: str,
@@ -54,6 +56,7 @@ def serve(
       keysvc serve --dev                        # SQLite + local KEK in ./.keysvc
       keysvc serve --dev --listen 127.0.0.1:0   # pick a free port
       keysvc serve --config /etc/keysvc/keysvc.toml
+      keysvc serve --dev --workers 2 --metrics-listen 127.0.0.1:9090
     """
     from keysvc.server import app, logs
 
@@ -72,6 +75,7 @@ def serve(
                 "vault.mount": vault_mount,
                 "vault.key": vault_key,
                 "server.metrics_listen": metrics_listen,
+                "server.health_listen": health_listen,
                 "server.workers": workers,
                 "server.reflection": reflection,
             },
