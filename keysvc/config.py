@@ -55,6 +55,8 @@ class ServerSettings:
     max_message_bytes: int = 4 * 1024 * 1024
     max_call_seconds: float = 30.0
     grace_seconds: float = 10.0
+    # How often each process copies DEK cache and key state into its metrics.
+    metrics_interval_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class KekSettings:
 class AccessSettings:
     policy_file: str = ""
     tokens_file: str = ""
+    # Dual-control approval requests expire after this long (default 24 h).
+    approval_ttl_seconds: float = 86_400.0
+    # Revocations and key freezes are re-read from the store at most this often, so every
+    # replica enforces them within this bound (<= 5 s required).
+    refresh_seconds: float = 2.0
+    # The tokens and policy files are checked for changes at most this often.
+    reload_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,28 @@ class CacheSettings:
 class CryptoSettings:
     nonce_limit: int = 2**32
     reservation_block: int = 65_536
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The in-server lifecycle scheduler (rotation, retention, token expiry); see OPERATIONS.md."""
+
+    enabled: bool = True
+    interval_seconds: float = 30.0
+    # a version that encrypted or decrypted within this long is "in use" (keep-last-K stops there)
+    in_use_seconds: float = 7 * 86_400.0
+    # grace period of versions that retention schedules for destruction
+    destroy_grace_seconds: float = 7 * 86_400.0
+    purge_expired_tokens: bool = True
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where audit records go besides the hash chain in the store: ``sink`` is ``""`` (none),
+    ``stdout`` or ``file`` (JSON lines appended to ``path``)."""
+
+    sink: str = ""
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +139,8 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     crypto: CryptoSettings = field(default_factory=CryptoSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def store_url(self) -> str:
@@ -207,4 +240,6 @@ _SECTIONS: dict[str, type] = {
     "access": AccessSettings,
     "cache": CacheSettings,
     "crypto": CryptoSettings,
+    "scheduler": SchedulerSettings,
+    "audit": AuditSettings,
 }

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
-import tomllib
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from keysvc import __version__
-from keysvc.access.identity import TokenAuthenticator, TokenEntry, hash_token, new_token
+from keysvc.access.identity import Authenticator
 from keysvc.config import ConfigError, Settings
 from keysvc.errors import KeysvcError
 from keysvc.kek.base import KekProvider
@@ -29,6 +26,14 @@ from keysvc.kek.vault_transit import VaultTransitProvider
 from keysvc.keys.cache import DekCache
 from keysvc.keys.fields import FieldCrypto
 from keysvc.keys.keyring import Keyring, KeyringSettings
+from keysvc.server.access_app import (
+    GOVERNANCE_SERVICE,
+    Governance,
+    build_governance,
+    load_identity,
+    reloading_server_credentials,
+)
+from keysvc.server.metrics import Metrics, Sampler
 from keysvc.server.pipeline import CallPipeline
 from keysvc.server.servicers.admin import AdminServicer
 from keysvc.server.servicers.crypto import CryptoServicer
@@ -41,6 +46,7 @@ from keysvc_client._pb.keysvc.v1 import (
     admin_pb2_grpc,
     crypto_pb2,
     crypto_pb2_grpc,
+    governance_pb2_grpc,
     tokenization_pb2,
     tokenization_pb2_grpc,
 )
@@ -51,6 +57,7 @@ SERVICE_NAMES = (
     crypto_pb2.DESCRIPTOR.services_by_name["Crypto"].full_name,
     tokenization_pb2.DESCRIPTOR.services_by_name["Tokenization"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    GOVERNANCE_SERVICE,
 )
 
 
@@ -62,7 +69,9 @@ class Service:
     store: Store
     kek: KekProvider
     keyring: Keyring
-    authenticator: TokenAuthenticator
+    authenticator: Authenticator
+    # Metrics of this process; background jobs report runs with ``metrics.job_run(job, outcome, s)``.
+    metrics: Metrics = field(default_factory=Metrics)
 
     def close(self) -> None:
         self.kek.close()
@@ -102,32 +111,12 @@ def open_kek(settings: Settings) -> KekProvider:
     raise ConfigError("kek.provider must be local or vault-transit")
 
 
-def load_authenticator(settings: Settings) -> TokenAuthenticator:
-    """The dev token in dev mode (created on first start, mode 0600), else the tokens file."""
-    if settings.dev:
-        path = settings.dev_token_path
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(new_token() + "\n")
-        return TokenAuthenticator({hash_token(path.read_text().strip()): TokenEntry("dev")})
-    if not settings.access.tokens_file:
-        raise ConfigError("no credentials configured: set access.tokens_file (or run with --dev)")
-    with open(settings.access.tokens_file, "rb") as fh:
-        doc = tomllib.load(fh)
-    entries = {}
-    for item in doc.get("tokens", []):
-        expires = item.get("expires_at")
-        expires_at = datetime.fromisoformat(str(expires)).timestamp() if expires else None
-        entries[str(item["sha256"])] = TokenEntry(str(item["principal"]), expires_at)
-    return TokenAuthenticator(entries)
-
-
-def build_service(settings: Settings) -> Service:
+def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
+    metrics = metrics or Metrics()
     store = open_store(settings.store_url)
-    kek = open_kek(settings)
+    kek = metrics.instrument_kek(open_kek(settings))
     cache = DekCache(settings.cache.dek_max_entries, settings.cache.dek_ttl_seconds)
+    metrics.watch_cache(cache)
     keyring = Keyring(
         store,
         kek,
@@ -136,19 +125,7 @@ def build_service(settings: Settings) -> Service:
             nonce_limit=settings.crypto.nonce_limit, reservation_block=settings.crypto.reservation_block
         ),
     )
-    return Service(settings, store, kek, keyring, load_authenticator(settings))
-
-
-def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    tls = settings.tls
-    if not tls.cert_file:
-        return None
-    chain = Path(tls.cert_file).read_bytes()
-    key = Path(tls.key_file).read_bytes()
-    ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
-    return grpc.ssl_server_credentials(
-        [(key, chain)], root_certificates=ca, require_client_auth=bool(ca) and tls.require_client_auth
-    )
+    return Service(settings, store, kek, keyring, load_identity(settings), metrics)
 
 
 KEK_HEALTH_SERVICE = "keysvc.kek"
@@ -194,33 +171,56 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     kek_monitor: KekHealthMonitor
+    governance: Governance
+    # The plaintext health-only server on ``server.health_listen`` (probes when the API is mTLS).
+    health_server: grpc.Server | None = None
+    health_port: int = 0
 
     def stop(self, grace: float | None) -> None:
         self.kek_monitor.stop()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(None).wait()
+        self.governance.close()
 
 
-def create_server(service: Service, listen: str | None = None) -> RunningServer:
-    """Build and start the gRPC server for ``service``; ``listen`` overrides the configured address."""
+def create_server(
+    service: Service,
+    listen: str | None = None,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    clock: Callable[[], float] | None = None,
+) -> RunningServer:
+    """Build and start the gRPC server for ``service``.
+
+    Args:
+        service: the domain objects (``build_service``).
+        listen: overrides the configured address.
+        credentials: overrides the TLS credentials built from ``[tls]``.
+        clock: the governance clock (TOTP, approvals, audit times); tests inject one.
+    """
     settings = service.settings.server
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
     ]
+    tokenizer = Tokenizer(service.keyring, service.store)
+    admin = AdminServicer(service.keyring, service.store, tokenizer, __version__)
+    governance = build_governance(service, admin, clock=clock)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads),
-        interceptors=[CallPipeline(service.authenticator, settings.max_call_seconds)],
+        interceptors=[
+            CallPipeline(service.authenticator, settings.max_call_seconds, service.metrics),
+            governance.guard,
+        ],
         options=options,
     )
     crypto_pb2_grpc.add_CryptoServicer_to_server(CryptoServicer(FieldCrypto(service.keyring)), server)
-    tokenization_pb2_grpc.add_TokenizationServicer_to_server(
-        TokenizationServicer(Tokenizer(service.keyring, service.store)), server
-    )
-    admin_pb2_grpc.add_AdminServicer_to_server(
-        AdminServicer(service.keyring, service.store, __version__), server
-    )
+    tokenization_pb2_grpc.add_TokenizationServicer_to_server(TokenizationServicer(tokenizer), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
+    governance_pb2_grpc.add_GovernanceServicer_to_server(governance.servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
@@ -230,17 +230,26 @@ def create_server(service: Service, listen: str | None = None) -> RunningServer:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
     address = listen or settings.listen
-    credentials = _server_credentials(service.settings)
+    credentials = credentials or reloading_server_credentials(service.settings)
     if credentials is None:
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, credentials)
     if port == 0:
         raise ConfigError("could not listen on the configured address")
+    health_server, health_port = None, 0
+    if settings.health_listen:
+        health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=options[2:])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = health_server.add_insecure_port(settings.health_listen)
+        if health_port == 0:
+            raise ConfigError("could not listen on server.health_listen")
     server.start()
+    if health_server is not None:
+        health_server.start()
     monitor = KekHealthMonitor(service.kek, health_servicer)
     monitor.start()
-    return RunningServer(server, port, health_servicer, monitor)
+    return RunningServer(server, port, health_servicer, monitor, governance, health_server, health_port)
 
 
 class Job(Protocol):
@@ -250,31 +259,132 @@ class Job(Protocol):
 
 
 def start_jobs(service: Service) -> list[Job]:
-    """Background jobs for this process. Multi-process serving runs them in one worker only."""
-    return []
+    """Background jobs for this process. Multi-process serving runs them in one worker only.
+
+    The lifecycle scheduler ticks on every replica but runs its jobs on one at a time
+    (the store's job lock); ``[scheduler] enabled = false`` turns it off here.
+    """
+    from keysvc.keys.scheduler import Scheduler
+
+    cfg = service.settings.scheduler
+    if not cfg.enabled:
+        return []
+    scheduler = Scheduler(
+        service.keyring,
+        service.store,
+        interval_seconds=cfg.interval_seconds,
+        in_use_seconds=cfg.in_use_seconds,
+        destroy_grace_seconds=cfg.destroy_grace_seconds,
+        purge_tokens=cfg.purge_expired_tokens,
+        on_run=service.metrics.job_run,
+    )
+    return [scheduler.start()]
+
+
+def check_protobuf() -> bool:
+    """Warn unless protobuf runs on upb (the pure-Python backend is ~20x slower)."""
+    from google.protobuf.internal import api_implementation
+
+    kind = api_implementation.Type()
+    if kind != "upb":
+        log.warning(
+            "protobuf is not using the upb backend; expect much slower calls", extra={"provider": kind}
+        )
+    return kind == "upb"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host without brackets, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError("addresses must be HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def start_metrics_http(address: str, registry: Any) -> tuple[Any, int]:
+    """Serve ``registry`` on ``http://address/metrics``; returns (server, bound port)."""
+    from prometheus_client import start_http_server
+
+    host, port = parse_address(address)
+    try:
+        httpd, _ = start_http_server(port, addr=host or "0.0.0.0", registry=registry)  # noqa: S104
+    except OSError:
+        raise ConfigError("could not listen on server.metrics_listen") from None
+    return httpd, int(httpd.server_port)
 
 
 def serve(settings: Settings, announce: Callable[[str], None] = print) -> None:
-    """Run until SIGTERM or SIGINT, then drain in-flight calls for ``server.grace_seconds``."""
-    service = build_service(settings)
+    """Run until SIGTERM or SIGINT, then drain in-flight calls for ``server.grace_seconds``.
+
+    With ``server.workers > 1`` the calling process becomes the supervisor of that many
+    forked workers (:mod:`keysvc.server.workers`); otherwise it serves in-process.
+    """
+    check_protobuf()
+    if settings.server.workers > 1:
+        from keysvc.server.workers import Supervisor
+
+        Supervisor(settings, announce).run()
+        return
+    metrics = Metrics()
+    httpd = None
+    lines: list[str] = []
+    try:
+        if settings.server.metrics_listen:
+            httpd, metrics_port = start_metrics_http(settings.server.metrics_listen, metrics.registry)
+            metrics_host = settings.server.metrics_listen.rsplit(":", 1)[0]
+            lines.append(f"keysvc metrics on {metrics_host}:{metrics_port}")
+        host = settings.server.listen.rsplit(":", 1)[0]
+
+        def ready(port: int) -> None:
+            for line in (f"keysvc listening on {host}:{port}", *lines):
+                announce(line)
+
+        serve_process(settings, metrics, ready=ready, jobs=True)
+    finally:
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+
+
+def serve_process(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    ready: Callable[[int], None],
+    jobs: bool,
+    listen: str | None = None,
+) -> None:
+    """One serving process (the only one, or a worker): build, serve, drain on SIGTERM/SIGINT.
+
+    ``jobs``: run :func:`start_jobs` and export per-key gauges here (exactly one process does).
+    ``ready(port)`` is called once the server accepts calls.
+    """
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service = build_service(settings, metrics)
     try:
         warmed = service.keyring.warm_up()
         log.info("warmed DEK cache", extra={"deks": warmed})
-        running = create_server(service)
-        jobs = start_jobs(service)
-        stopping = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stopping.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        host = settings.server.listen.rsplit(":", 1)[0]
-        announce(f"keysvc listening on {host}:{running.port}")
-        stopping.wait()
-        log.info("shutting down")
-        for job in jobs:
-            job.stop()
-        running.stop(settings.server.grace_seconds)
+        if jobs:
+            metrics.watch_keys(service.keyring)
+        sampler = Sampler(metrics, service.keyring, settings.server.metrics_interval_seconds).start()
+        try:
+            running = create_server(service, listen)
+            background = start_jobs(service) if jobs else []
+            if jobs:
+                log.info("started background jobs", extra={"count": len(background)})
+            ready(running.port)
+            stopping.wait()
+            log.info("shutting down")
+            for job in background:
+                job.stop()
+            running.stop(settings.server.grace_seconds)
+        finally:
+            sampler.stop()
     finally:
         service.close()

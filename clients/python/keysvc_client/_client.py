@@ -12,11 +12,13 @@ import grpc
 
 from keysvc_client._admin import AdminClient
 from keysvc_client._errors import BatchError, ItemResult, KeysvcError, error_for, from_rpc_error
+from keysvc_client._governance import GovernanceClient
 from keysvc_client._pb.keysvc.v1 import (
     admin_pb2_grpc,
     common_pb2,
     crypto_pb2,
     crypto_pb2_grpc,
+    governance_pb2_grpc,
     tokenization_pb2,
     tokenization_pb2_grpc,
 )
@@ -139,6 +141,7 @@ class KeyServiceClient:
         self._crypto = crypto_pb2_grpc.CryptoStub(self._channel)
         self._tokens = tokenization_pb2_grpc.TokenizationStub(self._channel)
         self.admin = AdminClient(admin_pb2_grpc.AdminStub(self._channel), self._invoke)
+        self.governance = GovernanceClient(governance_pb2_grpc.GovernanceStub(self._channel), self._invoke)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> KeyServiceClient:
