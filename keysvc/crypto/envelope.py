@@ -94,15 +94,16 @@ def seal_many(
 ) -> list[bytes]:
     """Encrypt many values under one key version: one call for all nonces, and each
     distinct context *object* encoded once (pass the same mapping to share it)."""
-    nonces = os.urandom(NONCE_SIZE * len(items))
+    random = os.urandom(NONCE_SIZE * len(items))
+    nonces = [random[i : i + NONCE_SIZE] for i in range(0, len(random), NONCE_SIZE)]
     aads: dict[int, bytes] = {}
+    encrypt = aead.encrypt
     out = []
-    for i, (plaintext, context) in enumerate(items):
+    for nonce, (plaintext, context) in zip(nonces, items, strict=True):
         aad = aads.get(id(context))
         if aad is None:
             aad = aads[id(context)] = header + encode_context(context)
-        nonce = nonces[i * NONCE_SIZE : (i + 1) * NONCE_SIZE]
-        out.append(header + nonce + aead.encrypt(nonce, plaintext, aad))
+        out.append(header + nonce + encrypt(nonce, plaintext, aad))
     return out
 
 

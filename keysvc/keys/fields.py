@@ -61,7 +61,8 @@ class FieldCrypto:
         for alloc in self._keyring.allocate(key, Purpose.ENCRYPT, len(items)):
             header = envelope.encode_header(kind, key, alloc.version)
             chunk = items[start : start + alloc.count]
-            out += [Sealed(ct, alloc.version) for ct in envelope.seal_many(alloc.dek.aead, header, chunk)]
+            version = alloc.version
+            out += [Sealed(ct, version) for ct in envelope.seal_many(alloc.dek.aead, header, chunk)]
             start += alloc.count
         return out
 

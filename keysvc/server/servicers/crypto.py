@@ -38,8 +38,10 @@ def _fill(
     for outcome, item in zip(outcomes, items, strict=True):
         if isinstance(outcome, KeysvcError):
             add(reference=item.reference, error=item_status(outcome))
+        elif field == "ciphertext":
+            add(ciphertext=outcome[0], key_version=outcome[1], reference=item.reference)
         else:
-            add(**{field: outcome[0]}, key_version=outcome[1], reference=item.reference)
+            add(plaintext=outcome[0], key_version=outcome[1], reference=item.reference)
 
 
 class CryptoServicer(crypto_pb2_grpc.CryptoServicer):  # type: ignore[misc]
