@@ -55,8 +55,8 @@ def serve(mode: str, data_dir: str) -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from keysvc.config import load_settings
     from keysvc.audit.log import AuditLog
+    from keysvc.config import load_settings
     from keysvc.server.app import build_service, create_server
     from keysvc.store.models import Purpose
 
