@@ -212,7 +212,12 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads),
         interceptors=[
-            CallPipeline(service.authenticator, settings.max_call_seconds, service.metrics),
+            CallPipeline(
+                service.authenticator,
+                settings.max_call_seconds,
+                service.metrics,
+                on_unauthenticated=governance.guard.record_unauthenticated,
+            ),
             governance.guard,
         ],
         options=options,

@@ -506,6 +506,19 @@ class Guard(grpc.ServerInterceptor):
         self.record(info, "OK", versions=versions, failed=failed)
         return response
 
+    def record_unauthenticated(self, method: str, request_id: str, peer: str) -> None:
+        """Audit a call the pipeline refused for missing or unknown credentials."""
+        self.audit.append(
+            AuditRecord(
+                at=self.clock(),
+                request_id=request_id,
+                principal="",
+                peer=peer,
+                operation=f"unauthenticated:{method.rsplit('/', 1)[-1]}",
+                result="UNAUTHENTICATED",
+            )
+        )
+
     def record(
         self,
         info: CallInfo,

@@ -76,7 +76,11 @@ class CallPipeline(grpc.ServerInterceptor):
         authenticator: Authenticator,
         max_call_seconds: float = 30.0,
         metrics: Metrics | None = None,
+        on_unauthenticated: Callable[[str, str, str], None] | None = None,
     ) -> None:
+        """``on_unauthenticated(method, request_id, peer)`` records calls refused for missing or
+        unknown credentials (they never reach the inner interceptors); it may raise KeysvcError."""
+        self._on_unauthenticated = on_unauthenticated
         self._authenticator = authenticator
         self._max_call_seconds = max_call_seconds
         self._metrics = metrics or Metrics(sample_on_scrape=False)
@@ -172,6 +176,11 @@ class CallPipeline(grpc.ServerInterceptor):
             except errors.KeysvcError as exc:
                 code, message, reason = status.code_for(exc), exc.message, exc.reason
                 error_id = ""
+                if not who and isinstance(exc, errors.Unauthenticated) and self._on_unauthenticated:
+                    try:
+                        self._on_unauthenticated(method, request_id or request_id_from(None), context.peer())
+                    except errors.KeysvcError:
+                        log.error("could not audit a refused call", extra={"method": method})
             except NotImplementedError:
                 code, message, reason = (
                     grpc.StatusCode.UNIMPLEMENTED,

@@ -162,12 +162,18 @@ def test_every_denial_is_audited(sqlite_env):
     s = env.stubs()
     call(s["Tokenization"].Detokenize, _request_for("Tokenization", "Detokenize"), env.metadata("ivr"))
     call(s["Crypto"].Decrypt, _request_for("Crypto", "Decrypt"), env.metadata("carol"))
+    call(s["Crypto"].Decrypt, _request_for("Crypto", "Decrypt"), env.metadata("stranger"))
+    call(s["Crypto"].Encrypt, _request_for("Crypto", "Encrypt"), [])
     records = env.store.query()
     assert [(r.record.principal, r.record.result) for r in records] == [
         ("ivr", "PERMISSION_DENIED"),
         ("carol", "UNAUTHENTICATED"),
+        ("", "UNAUTHENTICATED"),
+        ("", "UNAUTHENTICATED"),
     ]
     assert records[0].record.keys == ("pan",) and records[0].record.purpose == "chargeback"
+    assert [r.record.operation for r in records[2:]] == ["unauthenticated:Decrypt", "unauthenticated:Encrypt"]
+    assert env.store.verify().ok
 
 
 # -- roles: IVR, desktop, billing ----------------------------------------------------------------
