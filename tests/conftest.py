@@ -69,10 +69,11 @@ def pg_database() -> Iterator[str]:
     with admin:
         _drop_stale_databases(admin)
         admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield _with_db(PG_ADMIN_DSN, name)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _with_db(PG_ADMIN_DSN, name)
+    finally:  # a new connection: a test may have restarted the server meanwhile
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=10) as again:
+            again.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _drop_stale_databases(admin: Any) -> None:
