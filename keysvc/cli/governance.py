@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+import segno
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
@@ -375,13 +376,9 @@ def operators_enroll(name: str) -> None:
 
 
 def _print_qr(uri: str) -> None:
-    """A terminal QR code when the optional `segno` package is installed."""
-    try:
-        import segno  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
+    """The otpauth URI as a QR code, when stdout is a terminal (scan it with the authenticator app)."""
     if sys.stdout.isatty():
-        segno.make(uri).terminal(compact=True)
+        segno.make(uri).terminal(out=sys.stdout, compact=True)
 
 
 @operators.command("list")

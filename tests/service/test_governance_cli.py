@@ -129,3 +129,12 @@ def test_parse_time():
     assert parse_time("24h") is not None and parse_time(None) is None
     with pytest.raises(click.BadParameter):
         parse_time("yesterday")
+
+
+def test_enroll_prints_a_terminal_qr_code(monkeypatch, capsys):
+    from keysvc.cli import governance
+
+    monkeypatch.setattr(governance.sys.stdout, "isatty", lambda: True)
+    governance._print_qr("otpauth://totp/keysvc:alice?secret=JBSWY3DPEHPK3PXP&issuer=keysvc")
+    out = capsys.readouterr().out
+    assert (len(out.splitlines()) > 10 and "█" in out) or "▀" in out or "▄" in out
