@@ -11,7 +11,6 @@ Shell completion (click): ``eval "$(_KEYSVC_ADMIN_COMPLETE=bash_source keysvc-ad
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -21,9 +20,8 @@ from typing import Any
 import click
 from google.protobuf.json_format import MessageToDict
 
-from keysvc.cli.governance import register
+from keysvc.cli.governance import otp_metadata, register
 from keysvc_client import KeyServiceClient, KeysvcError
-from keysvc_client._governance import OTP_METADATA_KEY
 from keysvc_client._pb.keysvc.v1 import admin_pb2
 
 EXIT_OK, EXIT_LOCAL, EXIT_REMOTE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -107,8 +105,7 @@ def key_dict(key: admin_pb2.Key) -> dict[str, Any]:
 
 def _connect() -> KeyServiceClient:
     """A client from KEYSVC_* settings, sending the operator's one-time code (KEYSVC_OTP) if set."""
-    code = os.environ.get("KEYSVC_OTP", "").strip()
-    return KeyServiceClient.from_env(metadata=[(OTP_METADATA_KEY, code)] if code else [])
+    return KeyServiceClient.from_env(metadata=otp_metadata(prompt=False))
 
 
 def _client_call(fn: Callable[[KeyServiceClient], Any]) -> Any:

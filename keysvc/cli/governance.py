@@ -39,18 +39,18 @@ def _fmt() -> str:
     return str(getattr(root, "fmt", None) or (root.get("fmt") if isinstance(root, dict) else None) or "table")
 
 
-def _otp() -> str:
+def _otp(prompt: bool) -> str:
     if "KEYSVC_OTP" in os.environ:
         return os.environ["KEYSVC_OTP"].strip()
-    if sys.stdin.isatty():
+    if prompt and sys.stdin.isatty():
         return str(click.prompt("one-time code", hide_input=True, default="", show_default=False)).strip()
     return ""
 
 
-def otp_metadata() -> list[tuple[str, str]]:
-    """The operator's one-time code as call metadata (KEYSVC_OTP, else a hidden prompt on a
-    terminal; none when empty). For any keysvc-admin command that calls Admin or Governance."""
-    code = _otp()
+def otp_metadata(*, prompt: bool = True) -> list[tuple[str, str]]:
+    """The operator's one-time code as call metadata: KEYSVC_OTP, else (with ``prompt``) a
+    hidden prompt on a terminal; none when empty."""
+    code = _otp(prompt)
     return [(OTP_METADATA_KEY, code)] if code else []
 
 

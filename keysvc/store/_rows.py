@@ -25,9 +25,7 @@ VERSION_COLUMNS = (
     "version, state, created_at, wrapped_dek, kek_version, encryptions, state_changed_at, "
     "state_changed_by, destroy_after, retired_at, last_used_at"
 )
-TOKEN_COLUMNS = (
-    "key_name, token, ciphertext, key_version, fingerprint, created_at, expires_at, metadata"  # noqa: S105
-)
+TOKEN_COLUMNS = "key_name, token, ciphertext, key_version, fingerprint, created_at, expires_at, metadata"  # noqa: S105
 _POLICY_FIELDS = {f.name for f in fields(KeyPolicy)}
 
 
@@ -140,3 +138,11 @@ def token_from_row(r: Sequence[Any]) -> TokenRecord:
         expires_at=float(r[6]) if r[6] is not None else None,
         metadata=json.loads(str(r[7])),
     )
+
+
+def reservation_grant(row: Sequence[Any], count: int, limit: int) -> int:
+    """How many of ``count`` encryptions a version row (encryptions, state) may reserve:
+    only the primary encrypts, and its counter never passes ``limit`` (the nonce budget)."""
+    if row[1] != VersionState.PRIMARY.value:
+        return 0
+    return max(0, min(count, limit - int(row[0])))

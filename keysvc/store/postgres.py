@@ -236,7 +236,12 @@ class PostgresStore:
                 old = cur.fetchone()
                 if old is not None:
                     self._event(
-                        cur, name, int(old[0]), rotated_at, version.state_changed_by, VersionState.PRIMARY,
+                        cur,
+                        name,
+                        int(old[0]),
+                        rotated_at,
+                        version.state_changed_by,
+                        VersionState.PRIMARY,
                         VersionState.ACTIVE,
                     )
                 cur.execute(
@@ -322,9 +327,7 @@ class PostgresStore:
             row = cur.fetchone()
             if row is None:
                 raise NotFound("key version not found")
-            if row[1] != VersionState.PRIMARY.value:
-                return 0
-            granted = max(0, min(count, limit - int(row[0])))
+            granted = _rows.reservation_grant(row, count, limit)
             if granted:
                 cur.execute(
                     "UPDATE key_versions SET encryptions = encryptions + %s, "

@@ -223,7 +223,12 @@ class SqliteStore:
             ).fetchone()
             if old is not None:
                 self._event(
-                    db, name, int(old[0]), rotated_at, version.state_changed_by, VersionState.PRIMARY,
+                    db,
+                    name,
+                    int(old[0]),
+                    rotated_at,
+                    version.state_changed_by,
+                    VersionState.PRIMARY,
                     VersionState.ACTIVE,
                 )
             db.execute(
@@ -305,9 +310,7 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 raise NotFound("key version not found")
-            if row[1] != VersionState.PRIMARY.value:
-                return 0
-            granted = max(0, min(count, limit - int(row[0])))
+            granted = _rows.reservation_grant(row, count, limit)
             if granted:
                 db.execute(
                     "UPDATE key_versions SET encryptions = encryptions + ?, "
